@@ -1,0 +1,227 @@
+"""The ``sources.yaml`` configuration: storage root, S3 endpoint, sources, models, QA rules.
+
+Validated with pydantic so every wrong key, wrong type or missing path fails with one clear
+message naming the offending key (``sources[0].annotations: path does not exist: ...``) before
+anything runs.  Relative paths resolve against the config file's own folder, so a config can
+travel with its data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+FORMATS = ("objects365", "openimages", "pixmo", "synthetic")
+
+
+class ConfigError(ValueError):
+    """A configuration file is invalid; the message lists every problem, one per line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class S3Config(_Strict):
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+class SourceConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    format: Literal["objects365", "openimages", "pixmo", "synthetic"]
+    images: str
+    annotations: str | None = None
+    classes: str | None = None
+    depth: str | None = None
+    keypoints: str | None = None
+    shard_size: int = Field(default=1000, ge=1, le=100_000)
+    # Which pixel frame the annotations use when a photo carries an EXIF rotation: "raw"
+    # (the stored pixel array, what COCO-style tools measure) or "oriented" (as displayed).
+    annotation_frame: Literal["raw", "oriented"] = "raw"
+    # synthetic only: how many scenes the generator renders.
+    num_images: int | None = Field(default=None, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _required_per_format(self) -> "SourceConfig":
+        fmt = self.format
+        if fmt in ("objects365", "openimages", "pixmo") and not self.annotations:
+            raise ValueError(f"format {fmt} needs 'annotations'")
+        if fmt == "openimages" and not self.classes:
+            raise ValueError("format openimages needs 'classes' (class-descriptions CSV)")
+        if fmt != "openimages" and self.classes:
+            raise ValueError("'classes' is only used by format openimages")
+        return self
+
+
+class OpConfig(_Strict):
+    model: str | None = None
+    revision: str | None = None
+    batch_size: int = Field(default=8, ge=1)
+
+
+class MasksConfig(_Strict):
+    backend: Literal["sam", "box"] = "sam"
+    checkpoint: str | None = None
+    model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"
+    batch_size: int = Field(default=16, ge=1)
+
+
+class K8sConfig(_Strict):
+    """Where GPU steps run on Kubernetes (only used by the k8s run launcher/executor)."""
+
+    gpu_resource: str = "nvidia.com/gpu"
+    node_selector: dict[str, str] = Field(default_factory=lambda: {"sf-platform/pool": "gpu"})
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=lambda: [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    )
+
+
+class ModelsConfig(_Strict):
+    profile: Literal["real", "tiny"] = "real"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    detection: OpConfig = OpConfig(model="google/owlv2-base-patch16-ensemble", batch_size=8)
+    masks: MasksConfig = MasksConfig()
+    depth: OpConfig = OpConfig(model="depth-anything/Depth-Anything-V2-Small-hf", batch_size=32)
+    pose: OpConfig = OpConfig(model="usyd-community/vitpose-base-simple", batch_size=32)
+    k8s: K8sConfig = K8sConfig()
+
+
+class Config(_Strict):
+    storage: str = "file://./sf_store"
+    s3: S3Config = S3Config()
+    sources: list[SourceConfig] = Field(default_factory=list)
+    models: ModelsConfig = ModelsConfig()
+    # QA rules and balance targets; validated by sf_platform.core.qa.settings.QASettings.
+    qa: dict[str, Any] = Field(default_factory=dict)
+    release: dict[str, Any] = Field(default_factory=dict)
+    base_dir: str = "."  # folder relative paths resolve against (set by the loader)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, v: list[SourceConfig]) -> list[SourceConfig]:
+        names = [s.name for s in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique, repeated: {dupes}")
+        return v
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_scheme(cls, v: str) -> str:
+        if "://" in v and not v.startswith(("file://", "s3://")):
+            raise ValueError(f"storage must be file://... or s3://bucket/prefix, got {v!r}")
+        return v
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(f"no source named {name!r} in the config (have: {[s.name for s in self.sources]})")
+
+
+def _resolve(base: Path, value: str | None) -> str | None:
+    """Make a local path absolute against ``base``; leave URLs (s3://, file://) as they are."""
+    if value is None or "://" in value:
+        if value and value.startswith("file://"):
+            rest = value[len("file://"):]
+            return "file://" + str((base / rest).resolve()) if not rest.startswith("/") else value
+        return value
+    return str((base / os.path.expanduser(value)).resolve())
+
+
+def _storage_url(base: Path, value: str) -> str:
+    """``s3://...`` stays; a local folder (with or without ``file://``) becomes absolute."""
+    if value.startswith("s3://") or ("://" in value and not value.startswith("file://")):
+        return value
+    path = value[len("file://"):] if value.startswith("file://") else value
+    return "file://" + str((base / os.path.expanduser(path)).resolve())
+
+
+def _check_paths(cfg: Config) -> list[str]:
+    """Local paths named in sources must exist (URLs are checked when first read)."""
+    problems = []
+    for i, s in enumerate(cfg.sources):
+        for key in ("images", "annotations", "classes", "depth", "keypoints"):
+            value = getattr(s, key)
+            if value is None or "://" in value:
+                continue
+            if s.format == "synthetic" and key in ("images", "depth"):
+                continue  # the generator creates them
+            if not Path(value).exists():
+                problems.append(f"sources[{i}].{key}: path does not exist: {value}")
+    ckpt = cfg.models.masks.checkpoint
+    if ckpt and "://" not in ckpt and cfg.models.profile == "real" and cfg.models.masks.backend == "sam":
+        if not Path(ckpt).exists():
+            problems.append(f"models.masks.checkpoint: path does not exist: {ckpt}")
+    return problems
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ""
+        for part in err["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{loc or '<root>'}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], base_dir: str | Path = ".", check_paths: bool = True) -> Config:
+    """Validate a config mapping; relative paths resolve against ``base_dir``."""
+    if not isinstance(data, dict):
+        raise ConfigError("config must be a YAML mapping at the top level")
+    base = Path(base_dir).resolve()
+    data = dict(data)
+    srcs = data.get("sources") or []
+    if isinstance(srcs, list):
+        fixed = []
+        for s in srcs:
+            if isinstance(s, dict):
+                s = dict(s)
+                for key in ("images", "annotations", "classes", "depth", "keypoints"):
+                    if isinstance(s.get(key), str):
+                        s[key] = _resolve(base, s[key])
+            fixed.append(s)
+        data["sources"] = fixed
+    if isinstance(data.get("storage"), str):
+        data["storage"] = _storage_url(base, data["storage"])
+    models = data.get("models")
+    if isinstance(models, dict) and isinstance(models.get("masks"), dict):
+        ck = models["masks"].get("checkpoint")
+        if isinstance(ck, str):
+            models = dict(models)
+            models["masks"] = dict(models["masks"], checkpoint=_resolve(base, ck))
+            data["models"] = models
+    data["base_dir"] = str(base)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("invalid config:\n" + _format_validation_error(exc)) from None
+    if check_paths:
+        problems = _check_paths(cfg)
+        if problems:
+            raise ConfigError("invalid config:\n" + "\n".join(problems))
+    return cfg
+
+
+def load_config(path: str | Path, check_paths: bool = True) -> Config:
+    """Read and validate a YAML config file."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return parse_config(data, base_dir=p.parent, check_paths=check_paths)

@@ -1,0 +1,167 @@
+"""One root URL for every table the platform writes: ``file:///abs/folder`` or ``s3://bucket/prefix``.
+
+Writes are atomic at the final key: on a local disk the bytes go to a hidden temporary file in
+the same folder and are renamed into place (``os.replace`` is atomic on POSIX); on S3 an object
+only becomes visible when its PUT (or multipart upload) completes, so the serialized table is
+uploaded in one request.  A reader therefore never sees a half-written table.
+
+Credentials for S3 come from the usual AWS environment variables / profiles (boto's chain);
+they are never stored on this object's ``repr`` or in any metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PARQUET_COMPRESSION = "zstd"
+
+
+@lru_cache(maxsize=16)
+def _s3fs(endpoint_url: str | None, region: str | None):
+    import s3fs
+
+    client_kwargs = {}
+    if endpoint_url:
+        client_kwargs["endpoint_url"] = endpoint_url
+    # Region goes through the environment, not client_kwargs: passing region_name to s3fs makes
+    # bucket creation send a LocationConstraint that MinIO/moto reject.
+    if region and not os.environ.get("AWS_DEFAULT_REGION"):
+        os.environ["AWS_DEFAULT_REGION"] = region
+    return s3fs.S3FileSystem(client_kwargs=client_kwargs, use_listings_cache=False)
+
+
+def filesystem_for(url: str, endpoint_url: str | None = None, region: str | None = None):
+    """(fsspec filesystem, path within it) for a ``file://``, ``s3://`` or plain local path."""
+    if url.startswith("s3://"):
+        return _s3fs(endpoint_url, region), url[len("s3://"):]
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    return fsspec.filesystem("file"), os.path.abspath(url)
+
+
+def join_uri(root: str, *parts: str) -> str:
+    """Join a root URL or local path with relative parts using '/' (no normalisation of '..')."""
+    root = root.rstrip("/")
+    rel = "/".join(p.strip("/") for p in parts if p)
+    return f"{root}/{rel}" if rel else root
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    """Keys are '/'-separated paths relative to ``root`` (``assets/images/o365/00000.parquet``)."""
+
+    root: str
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    def __repr__(self) -> str:  # never leak anything but the root and endpoint
+        return f"ObjectStore(root={self.root!r}, endpoint_url={self.endpoint_url!r})"
+
+    @property
+    def fs(self):
+        return filesystem_for(self.root, self.endpoint_url, self.region)[0]
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    def _path(self, key: str) -> str:
+        base = filesystem_for(self.root, self.endpoint_url, self.region)[1]
+        return posixpath.join(base, key) if key else base
+
+    def uri(self, key: str) -> str:
+        """The full URL of ``key`` (what goes into tables and Dagster metadata)."""
+        return join_uri(self.root, key)
+
+    # -- bytes -----------------------------------------------------------------------------
+    def write_bytes(self, key: str, data: bytes) -> str:
+        """Atomically place ``data`` at ``key``; returns the key's URL."""
+        path = self._path(key)
+        fs = self.fs
+        if self.is_s3:
+            fs.pipe_file(path, data)
+        else:
+            folder = os.path.dirname(path)
+            os.makedirs(folder, exist_ok=True)
+            tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        return self.uri(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.fs.cat_file(self._path(key))
+
+    def write_text(self, key: str, text: str) -> str:
+        return self.write_bytes(key, text.encode("utf-8"))
+
+    def read_text(self, key: str) -> str:
+        return self.read_bytes(key).decode("utf-8")
+
+    def exists(self, key: str) -> bool:
+        return self.fs.exists(self._path(key))
+
+    def delete(self, key: str) -> None:
+        if self.exists(key):
+            self.fs.rm(self._path(key), recursive=True)
+
+    def list(self, prefix: str, suffix: str = "") -> list[str]:
+        """Keys under ``prefix`` (recursively) ending in ``suffix``, sorted; hidden temp files skipped."""
+        base = self._path(prefix)
+        fs = self.fs
+        if not fs.exists(base):
+            return []
+        root = self._path("")
+        keys = []
+        for p in fs.find(base):
+            name = posixpath.basename(p)
+            if name.startswith(".") or not p.endswith(suffix):
+                continue
+            keys.append(posixpath.relpath(p, root))
+        return sorted(keys)
+
+    # -- tables ----------------------------------------------------------------------------
+    def write_table(self, key: str, table: pa.Table) -> str:
+        """Serialize ``table`` as Parquet (zstd) and place it atomically at ``key``."""
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression=PARQUET_COMPRESSION)
+        return self.write_bytes(key, buf.getvalue())
+
+    def read_table(self, key: str, columns: list[str] | None = None) -> pa.Table:
+        with self.fs.open(self._path(key), "rb") as f:
+            return pq.read_table(f, columns=columns)
+
+    def read_tables(self, keys: list[str], schema: pa.Schema | None = None) -> pa.Table:
+        """Concatenate several Parquet keys (``schema`` gives the result when ``keys`` is empty)."""
+        tables = [self.read_table(k) for k in keys]
+        if not tables:
+            if schema is None:
+                raise ValueError("no tables to read and no schema given")
+            return schema.empty_table()
+        return pa.concat_tables(tables, promote_options="default")
+
+
+def open_uri(uri: str, endpoint_url: str | None = None, region: str | None = None):
+    """Open any image/depth/annotation URL (local path, file://, s3://) for binary reading."""
+    fs, path = filesystem_for(uri, endpoint_url, region)
+    return fs.open(path, "rb")
+
+
+def read_uri(uri: str, endpoint_url: str | None = None, region: str | None = None) -> bytes:
+    fs, path = filesystem_for(uri, endpoint_url, region)
+    return fs.cat_file(path)
