@@ -43,6 +43,9 @@ OBJECTS = pa.schema(
         ("category", pa.string()),  # fixed display name ("Dining Table", not "Dinning Table")
         ("bbox_px", BOX_PX),  # null for point-only objects (PixMo before detection)
         ("bbox_1000", BOX_1000),
+        # Normalized [0,1] xyxy box as a source gives it (OpenImages) before curation knows the
+        # true image size; curation turns it into bbox_px.  Null for pixel-box sources.
+        ("bbox_norm", BOX_PX),
         ("points", pa.list_(POINT)),  # pixel points (PixMo), else null
         ("is_crowd", pa.bool_()),
         ("is_group", pa.bool_()),

@@ -1,0 +1,48 @@
+"""Thresholds and balance targets for QA generation and its quality gates (``qa:`` in config).
+
+Shared by the generators (``sf_platform.core.qa``) and the expectation suites
+(``sf_platform.quality``), so the rule that drops a pair and the check that audits it read the
+same numbers.  Each default is justified where the rule that uses it lives; the short reason
+is repeated here.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class QASettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # near_far: ask only when the depth gap is clear.  Metric depth: |log dA - log dB| > 0.2
+    # (DESIGN.md: cuts wrong answers at 10% depth error from 9.4% to 2.1%, keeps ~75%).
+    # Disparity: gap over the image's own normalized disparity range.
+    near_far_log_margin: float = Field(default=0.2, gt=0)
+    near_far_disparity_margin: float = Field(default=0.15, gt=0, lt=1)
+    # left_right: horizontal separation; no overlap, or centre gap over this share of width.
+    left_right_margin: float = Field(default=0.05, ge=0, lt=1)
+    # perspective: only for people whose facing estimate is at least this confident.
+    min_facing_confidence: float = Field(default=0.6, ge=0, le=1)
+    # Mask quality under which an object's depth statistics are not trusted.
+    min_mask_box_iou: float = Field(default=0.5, ge=0, le=1)
+    # Objects smaller than this share of the image are not used as relation endpoints.
+    min_object_area_frac: float = Field(default=0.001, ge=0, lt=1)
+    # counting: largest count asked; histogram of counts flattened to at most this ratio.
+    count_cap: int = Field(default=10, ge=1)
+    count_max_bin_ratio: float = Field(default=3.0, ge=1)
+    # Balance bands (yes/no, first-mentioned-correct, left/right, closer/farther).
+    balance_target: float = Field(default=0.5, gt=0, lt=1)
+    balance_tolerance: float = Field(default=0.05, ge=0, lt=0.5)
+    # No category above this share of one task's rows.
+    max_category_share: float = Field(default=0.3, gt=0, le=1)
+    # Per-image caps keep one busy image from dominating a task.
+    max_pairs_per_image: int = Field(default=8, ge=1)
+    max_grounding_per_image: int = Field(default=6, ge=1)
+    # Multi-turn packing of several QA pairs of one image into one conversation (exports).
+    multi_turn: bool = False
+    max_turns: int = Field(default=6, ge=1)
+    seed: int = 0
+
+    @property
+    def balance_band(self) -> tuple[float, float]:
+        return (self.balance_target - self.balance_tolerance, self.balance_target + self.balance_tolerance)
