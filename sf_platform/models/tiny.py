@@ -69,7 +69,8 @@ def _build_detection(out: Path) -> None:
 
     tok = _tiny_clip_tokenizer()
     text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=16)
+                num_attention_heads=2, max_position_embeddings=16,
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                   image_size=256, patch_size=32)
     cfg = Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)
