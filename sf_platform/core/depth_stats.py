@@ -29,6 +29,13 @@ MIN_DEPTH_PIXELS = 9
 # range is not "at one depth": a mask leaking into the background, a ground plane, a long table
 # receding from the camera.  Its median is then a poor summary for near/far questions.
 MAX_RELATIVE_SPREAD = 0.5
+# Metric depth only: the same test on the log scale, where depth errors live (DESIGN.md models
+# them as log-normal and near/far asks for a log-depth gap of 0.2).  An object whose own pixels
+# span more than two such margins (a factor 1.5) could be both nearer and farther than a
+# neighbour at the margin; it also catches a far object whose box is mostly the wall behind it,
+# which the image-range test misses because far depths are compressed in an absolute range.
+# Disparity has an unknown shift, so ratios mean nothing there; only the range test applies.
+MAX_LOG_SPREAD = 0.4
 # Fallback region when the mask is poor: the central half of the box on each side (a quarter
 # of its area).  Box corners are mostly background for non-rectangular objects; the centre of
 # a box is mostly the object for convex and roughly convex shapes.
@@ -38,7 +45,7 @@ CENTRAL_FRACTION = 0.5
 def map_shape(height: int, width: int, max_side: int = DEPTH_MAX_SIDE) -> tuple[int, int]:
     """Shape ``(h, w)`` of the stored map for an image of ``height x width`` (aspect kept)."""
     scale = min(1.0, max_side / max(height, width))
-    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def nearest_downsample(depth: np.ndarray, max_side: int = DEPTH_MAX_SIDE) -> np.ndarray:
@@ -120,18 +127,22 @@ def _points_region(points, image_w, image_h, map_h, map_w) -> np.ndarray:
     return region
 
 
-def is_reliable(n_pixels: int, p10: float, p90: float, image_min: float | None, image_max: float | None) -> bool:
-    """Enough pixels, and an own depth spread that is small against the image's depth range.
+def is_reliable(n_pixels: int, p10: float, p90: float, image_min: float | None, image_max: float | None,
+                depth_kind: str = "disparity") -> bool:
+    """Enough pixels, and an own depth spread that is small against the image's depth range
+    (and, for metric depth, on the log scale).
 
-    See ``MIN_DEPTH_PIXELS`` and ``MAX_RELATIVE_SPREAD`` for why.  An image with no depth
-    range (flat map) cannot order anything, so its objects are never reliable.
+    See ``MIN_DEPTH_PIXELS``, ``MAX_RELATIVE_SPREAD`` and ``MAX_LOG_SPREAD`` for why.  An image
+    with no depth range (flat map) cannot order anything, so its objects are never reliable.
     """
     if n_pixels < MIN_DEPTH_PIXELS or image_min is None or image_max is None:
         return False
     span = image_max - image_min
-    if span <= 0:
+    if span <= 0 or (p90 - p10) / span > MAX_RELATIVE_SPREAD:
         return False
-    return (p90 - p10) / span <= MAX_RELATIVE_SPREAD
+    if depth_kind == "metric":
+        return p10 > 0 and float(np.log(p90 / p10)) <= MAX_LOG_SPREAD
+    return True
 
 
 def object_depth_stats(
@@ -172,7 +183,7 @@ def object_depth_stats(
         values = d[region & valid]
         if values.size >= MIN_DEPTH_PIXELS or (name == "points" and values.size):
             p10, med, p90 = (float(v) for v in np.percentile(values, [10, 50, 90]))
-            reliable = name != "points" and is_reliable(values.size, p10, p90, lo, hi)
+            reliable = name != "points" and is_reliable(values.size, p10, p90, lo, hi, depth_kind)
             return DepthStats(med, p10, p90, int(values.size), name, reliable)
 
     if box is not None:

@@ -43,28 +43,23 @@ def full_box_bits(grid: int = MASK_GRID) -> bytes:
     return pack_grid(np.ones((grid, grid), dtype=bool))
 
 
-def _cell_edges(lo: float, hi: float, grid: int) -> np.ndarray:
-    return lo + (hi - lo) * np.arange(grid + 1) / grid
-
-
-def _area_fraction_1d(edges: np.ndarray, n_pixels: int) -> np.ndarray:
-    """``[G, n_pixels]`` share of each pixel column (or row) inside each grid cell.
-
-    Pixel ``k`` spans ``[k, k+1)``; cell ``c`` spans ``[edges[c], edges[c+1])``.
-    """
-    k = np.arange(n_pixels, dtype=np.float64)
-    lo = np.maximum(edges[:-1, None], k[None, :])
-    hi = np.minimum(edges[1:, None], k[None, :] + 1.0)
-    return np.clip(hi - lo, 0.0, None)
+def _interp_rows(table: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``table`` rows at fractional row positions ``coords``."""
+    i0 = np.clip(np.floor(coords).astype(np.int64), 0, table.shape[0] - 2)
+    f = (coords - i0)[:, None]
+    return table[i0] * (1.0 - f) + table[i0 + 1] * f
 
 
 def grid_from_mask(mask: np.ndarray, frame: np.ndarray | list[float], grid: int = MASK_GRID) -> np.ndarray:
     """Resample a full-image bool ``mask`` ``[H, W]`` into ``frame`` on a ``G x G`` grid.
 
-    Exact area resampling (separable overlap weights), so the result does not depend on how
-    the frame aligns with pixel boundaries.  Returns ``[G, G]`` bool.
+    Exact area resampling: the summed-area table of a pixel mask is bilinear inside each
+    pixel, so interpolating it at the (fractional) cell corners gives each cell's exact mask
+    area.  Cost O(crop pixels + G^2), a few hundred microseconds for a 1000 px box, so it does
+    not depend on how the frame aligns with pixel boundaries nor cost a matrix product.
+    Returns ``[G, G]`` bool.
     """
-    m = np.asarray(mask, dtype=np.float64)
+    m = np.asarray(mask, dtype=bool)
     h_img, w_img = m.shape
     x1, y1, x2, y2 = (float(v) for v in frame)
     if not (x2 > x1 and y2 > y1):
@@ -74,11 +69,14 @@ def grid_from_mask(mask: np.ndarray, frame: np.ndarray | list[float], grid: int 
     r0, r1 = max(int(np.floor(y1)), 0), min(int(np.ceil(y2)), h_img)
     if c1 <= c0 or r1 <= r0:
         return np.zeros((grid, grid), dtype=bool)
-    wx = _area_fraction_1d(_cell_edges(x1 - c0, x2 - c0, grid), c1 - c0)  # [G, w]
-    wy = _area_fraction_1d(_cell_edges(y1 - r0, y2 - r0, grid), r1 - r0)  # [G, h]
-    covered = wy @ m[r0:r1, c0:c1] @ wx.T  # [G, G] mask area per cell
+    sat = np.zeros((r1 - r0 + 1, c1 - c0 + 1), dtype=np.float64)
+    sat[1:, 1:] = m[r0:r1, c0:c1].cumsum(axis=0, dtype=np.int64).cumsum(axis=1)
+    ys = np.clip(y1 + (y2 - y1) * np.arange(grid + 1) / grid - r0, 0, r1 - r0)
+    xs = np.clip(x1 + (x2 - x1) * np.arange(grid + 1) / grid - c0, 0, c1 - c0)
+    corners = _interp_rows(_interp_rows(sat, ys).T, xs).T  # [G+1, G+1] area above-left of each corner
+    covered = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
     cell_area = ((x2 - x1) / grid) * ((y2 - y1) / grid)
-    return covered >= 0.5 * cell_area
+    return covered >= 0.5 * cell_area - 1e-9
 
 
 def mask_box_iou(mask: np.ndarray, box: np.ndarray | list[float]) -> float:
@@ -88,10 +86,18 @@ def mask_box_iou(mask: np.ndarray, box: np.ndarray | list[float]) -> float:
     SAM mask that leaks into the background or covers a fragment has a low IoU with its box.
     """
     m = np.asarray(mask, dtype=bool)
-    box_raster = box_raster_mask(box, m.shape[0], m.shape[1])
-    inter = np.count_nonzero(m & box_raster)
-    union = np.count_nonzero(m | box_raster)
+    rows, cols = _centre_span(box[1], box[3], m.shape[0]), _centre_span(box[0], box[2], m.shape[1])
+    box_px = (rows.stop - rows.start) * (cols.stop - cols.start)
+    inter = int(np.count_nonzero(m[rows, cols]))
+    union = int(np.count_nonzero(m)) + box_px - inter
     return float(inter / union) if union else 0.0
+
+
+def _centre_span(lo: float, hi: float, n: int) -> slice:
+    """Pixels ``k`` whose centre ``k + 0.5`` lies in ``[lo, hi)``."""
+    start = min(max(int(np.ceil(float(lo) - 0.5)), 0), n)
+    stop = min(max(int(np.ceil(float(hi) - 0.5)), start), n)
+    return slice(start, stop)
 
 
 def box_raster_mask(box: np.ndarray | list[float], height: int, width: int) -> np.ndarray:

@@ -107,7 +107,10 @@ MASKS = pa.schema(
         ("mask_area", pa.float64()),  # pixels in the full-resolution image
         ("mask_pred_iou", pa.float32()),  # SAM's own IoU prediction (1.0 for box masks)
         ("mask_box_iou", pa.float32()),  # IoU between mask and its prompt box
-        ("mask_provenance", pa.string()),  # "box" | "given" | "sam:<checkpoint hash>"
+        ("mask_provenance", pa.string()),  # "box" | "given" | "sam:<model_type>:<checkpoint hash>"
+        # The pixel box the mask grid covers: the object's box, or for a point-prompted mask
+        # (no box) the mask's own bounding box.  Null when a point-prompted mask is empty.
+        ("mask_frame_px", BOX_PX),
     ]
 )
 

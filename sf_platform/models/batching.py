@@ -14,7 +14,8 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import logging
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 import torch
 
@@ -74,7 +75,7 @@ class BatchRunner:
             chunk = inputs[i : i + self.batch_size]
             try:
                 res = list(self.forward(chunk))
-            except Exception as exc:  # noqa: BLE001 - only OOM is handled, everything else re-raised
+            except Exception as exc:
                 if not is_oom(exc) or self.batch_size == 1:
                     raise
                 self.batch_size = max(1, self.batch_size // 2)
@@ -112,3 +113,47 @@ def stream_batches(items: Iterable[T], batch_size_of: Callable[[], int], key: Ca
         current = k
     if buf:
         yield buf
+
+
+def run_pipeline(
+    items: Sequence[T],
+    prepare: Callable[[T], object],
+    forward: Callable[[list], Sequence],
+    batch_size: int,
+    key: Callable[[object], object] | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> tuple[list, BatchRunner]:
+    """prepare (threads, overlapped) -> batches (by ``key``) -> forward with OOM back-off.
+
+    Returns the outputs in the order of ``items`` and the runner (for its metadata).
+    ``prepare`` may return a list to expand one item into several (e.g. the person crops of
+    one image); ``forward`` then sees the expanded elements.
+    """
+    runner = BatchRunner(forward, batch_size)
+
+    def elements():
+        for prepared in prefetch(prepare, items, workers=workers, ahead=max(2 * workers, batch_size + workers)):
+            if isinstance(prepared, list):
+                yield from prepared
+            else:
+                yield prepared
+
+    outputs: list = []
+    for batch in stream_batches(elements(), lambda: runner.batch_size, key=key):
+        outputs.extend(runner(batch))
+    return outputs, runner
+
+
+def ensure_rgb(image, image_id: str = "?"):
+    """The loader's output as a C-contiguous ``H x W x 3`` uint8 array, or a clear error.
+
+    Loaders may hand back views (flipped, cropped); processors need contiguous memory.
+    """
+    import numpy as np
+
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+        raise ValueError(f"image {image_id!r}: loader must return H x W x 3 uint8, got {a.shape} {a.dtype}")
+    if not a.flags.c_contiguous or not a.flags.writeable:  # torch.from_numpy needs both
+        a = np.array(a, order="C")
+    return a

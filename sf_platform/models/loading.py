@@ -134,7 +134,7 @@ def load_sam(checkpoint: str | None, model_type: str, *, runtime: Runtime, tiny:
         raise missing("masks", checkpoint, "no such checkpoint file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
+    except Exception as exc:
         raise missing("masks", checkpoint, f"not a tensors-only checkpoint ({type(exc).__name__}: {exc})") from exc
     sam = build_sam(model_type)
     try:

@@ -34,7 +34,12 @@ def default_cache_dir() -> Path:
 
 
 def _build_depth(out: Path) -> None:
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+    from transformers import (
+        DepthAnythingConfig,
+        DepthAnythingForDepthEstimation,
+        Dinov2Config,
+        DPTImageProcessor,
+    )
 
     backbone = Dinov2Config(
         hidden_size=32, num_hidden_layers=4, num_attention_heads=2, mlp_ratio=2, image_size=518,
@@ -65,14 +70,21 @@ def _tiny_clip_tokenizer():
 
 
 def _build_detection(out: Path) -> None:
-    from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
+    from transformers import (
+        Owlv2Config,
+        Owlv2ForObjectDetection,
+        Owlv2ImageProcessor,
+        Owlv2Processor,
+    )
 
     tok = _tiny_clip_tokenizer()
-    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=16,
-                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  image_size=256, patch_size=32)
+    text = {
+        "vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "max_position_embeddings": 16,
+        "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id,
+    }
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 256, "patch_size": 32}
     cfg = Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)
     Owlv2ForObjectDetection(cfg).save_pretrained(out)
     Owlv2Processor(Owlv2ImageProcessor(size={"height": 256, "width": 256}), tok).save_pretrained(out)
@@ -80,7 +92,13 @@ def _build_detection(out: Path) -> None:
 
 def build_tiny_sam():
     """The tiny segment-anything ``Sam`` architecture (random init): 256 px input, 16x16 embedding."""
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
+    )
 
     size = SAM_TINY_IMG_SIZE
     return Sam(
@@ -106,7 +124,12 @@ def _build_masks(out: Path) -> None:
 
 
 def _build_pose(out: Path) -> None:
-    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation, VitPoseImageProcessor
+    from transformers import (
+        VitPoseBackboneConfig,
+        VitPoseConfig,
+        VitPoseForPoseEstimation,
+        VitPoseImageProcessor,
+    )
 
     backbone = VitPoseBackboneConfig(
         image_size=[64, 48], patch_size=[16, 16], hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

@@ -27,9 +27,19 @@ class QASettings(BaseModel):
     min_mask_box_iou: float = Field(default=0.5, ge=0, le=1)
     # Objects smaller than this share of the image are not used as relation endpoints.
     min_object_area_frac: float = Field(default=0.001, ge=0, lt=1)
-    # counting: largest count asked; histogram of counts flattened to at most this ratio.
+    # counting: largest count asked; histogram of counts flattened so that no count's rows
+    # exceed this ratio times the median non-empty bin of the shard (the median, not the
+    # smallest bin, so one rare count in a shard does not throw most of the shard away).
     count_cap: int = Field(default=10, ge=1)
     count_max_bin_ratio: float = Field(default=3.0, ge=1)
+    # referring/grounding: "the largest <category>" only when its box area is at least this
+    # many times the next largest instance's -- people judge relative size with a ~20-30%
+    # Weber fraction, so 1.5x is a difference nobody disputes.
+    referring_size_ratio: float = Field(default=1.5, gt=1)
+    # Relation tasks consider at most this many objects per image (the largest ones): pairs
+    # grow quadratically (a 200-object photo has 19,900), while max_pairs_per_image keeps at
+    # most 8 anyway; 20 objects give 190 candidate pairs, plenty to find 8 clear ones.
+    max_relation_objects_per_image: int = Field(default=20, ge=2)
     # Balance bands (yes/no, first-mentioned-correct, left/right, closer/farther).
     balance_target: float = Field(default=0.5, gt=0, lt=1)
     balance_tolerance: float = Field(default=0.05, ge=0, lt=0.5)
@@ -45,4 +55,7 @@ class QASettings(BaseModel):
 
     @property
     def balance_band(self) -> tuple[float, float]:
-        return (self.balance_target - self.balance_tolerance, self.balance_target + self.balance_tolerance)
+        return (
+            self.balance_target - self.balance_tolerance,
+            self.balance_target + self.balance_tolerance,
+        )

@@ -30,7 +30,7 @@ import fcntl
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +56,28 @@ MIN_VISIBLE_FRACTION = 0.2
 MIN_VISIBLE_PX = 40
 
 COCO_KEYPOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-COCO_SKELETON = [
-    [16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8],
-    [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7],
-]  # fmt: skip
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
+# COCO's person skeleton (1-based keypoint indices), as in person_keypoints_*.json.
+COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7]]
+COCO_SKELETON += [[6, 8], [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5]]
+COCO_SKELETON += [[4, 6], [5, 7]]
 FACINGS = ("toward", "away", "left", "right")
 
 
@@ -97,7 +110,11 @@ ROTATION_TAGS = (6, 8, 3)
 _INVERSE_TAG = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}
 # PIL transposes that produce the *raw* pixels from the displayed scene for each tag
 # (the inverse of what ImageOps.exif_transpose applies when reading).
-_RAW_TRANSPOSE = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270, 3: Image.Transpose.ROTATE_180}
+_RAW_TRANSPOSE = {
+    6: Image.Transpose.ROTATE_90,
+    8: Image.Transpose.ROTATE_270,
+    3: Image.Transpose.ROTATE_180,
+}
 
 GROUND_TRUTH = pa.schema(
     [
@@ -145,7 +162,6 @@ class _Object:
     bbox: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     visible_fraction: float = 0.0
     is_truncated: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 # --- camera ------------------------------------------------------------------------------
@@ -171,7 +187,9 @@ class _Camera:
         ys = np.arange(self.height, dtype=np.float64) + 0.5
         below = ys - self.horizon
         with np.errstate(divide="ignore"):
-            floor = np.where(below > 0, self.focal * CAMERA_HEIGHT_M / np.maximum(below, 1e-9), np.inf)
+            floor = np.where(
+                below > 0, self.focal * CAMERA_HEIGHT_M / np.maximum(below, 1e-9), np.inf
+            )
         col = np.minimum(floor, WALL_DEPTH_M).astype(np.float32)
         return np.repeat(col[:, None], self.width, axis=1)
 
@@ -182,7 +200,9 @@ def _background(cam: _Camera, rng: np.random.Generator) -> np.ndarray:
     wall_line = cam.foot_y(WALL_DEPTH_M)
     t = (np.arange(h, dtype=np.float32) / h)[:, None]
     wall = np.asarray(rng.integers(170, 225, 3), np.float32)
-    floor = np.asarray(rng.integers(80, 140, 3), np.float32) * np.asarray([1.0, 0.8, 0.6], np.float32)
+    floor = np.asarray(rng.integers(80, 140, 3), np.float32) * np.asarray(
+        [1.0, 0.8, 0.6], np.float32
+    )
     rows = np.where(t * h < wall_line, wall * (1.0 - 0.25 * t), floor * (0.7 + 0.5 * t))
     img = np.repeat(rows[:, None, :], w, axis=1)
     img += rng.integers(-6, 7, size=(h, w, 1)).astype(np.float32)
@@ -190,7 +210,9 @@ def _background(cam: _Camera, rng: np.random.Generator) -> np.ndarray:
 
 
 # --- drawing -----------------------------------------------------------------------------
-def _jitter(color: tuple[int, int, int], rng: np.random.Generator, amount: int = 35) -> tuple[int, ...]:
+def _jitter(
+    color: tuple[int, int, int], rng: np.random.Generator, amount: int = 35
+) -> tuple[int, ...]:
     return tuple(int(np.clip(c + rng.integers(-amount, amount + 1), 0, 255)) for c in color)
 
 
@@ -217,7 +239,7 @@ class _Canvas:
         self._m.polygon(pts, fill=255)
 
     def line(self, pts, color, width):
-        w = max(int(round(width)), 1)
+        w = max(round(width), 1)
         self._d.line(pts, fill=color, width=w, joint="curve")
         self._m.line(pts, fill=255, width=w, joint="curve")
 
@@ -239,9 +261,15 @@ def _person_keypoints(hp: float, cx: float, top: float, facing: str) -> np.ndarr
     """
     kp = np.zeros((17, 3), np.float64)
     rows = {  # name -> (half-span in units of hp, y from the top in units of hp)
-        "eye": (0.028, 0.06), "ear": (0.055, 0.07), "shoulder": (0.11, 0.19), "elbow": (0.14, 0.34),
-        "wrist": (0.15, 0.48), "hip": (0.07, 0.52), "knee": (0.07, 0.73), "ankle": (0.07, 0.95),
-    }  # fmt: skip
+        "eye": (0.028, 0.06),
+        "ear": (0.055, 0.07),
+        "shoulder": (0.11, 0.19),
+        "elbow": (0.14, 0.34),
+        "wrist": (0.15, 0.48),
+        "hip": (0.07, 0.52),
+        "knee": (0.07, 0.73),
+        "ankle": (0.07, 0.95),
+    }
     if facing in ("toward", "away"):
         side = 1.0 if facing == "toward" else -1.0
         for j, name in enumerate(COCO_KEYPOINT_NAMES[1:], start=1):
@@ -266,7 +294,11 @@ def _person_keypoints(hp: float, cx: float, top: float, facing: str) -> np.ndarr
         elif part == "ear":
             x = cx - toward * 0.005 * hp
         elif part in ("elbow", "wrist"):
-            x = cx + toward * (0.02 if part == "elbow" else 0.05) * hp + (0.01 if near else -0.01) * hp
+            x = (
+                cx
+                + toward * (0.02 if part == "elbow" else 0.05) * hp
+                + (0.01 if near else -0.01) * hp
+            )
         else:  # shoulders, hips, knees, ankles: nearly overlapping (a small turn toward the camera)
             x = cx + (0.012 if own_left else -0.012) * hp * (1 if facing == "left" else -1)
         if part in ("eye", "ear"):
@@ -291,7 +323,7 @@ def _draw_person(hp: float, facing: str, color, rng) -> tuple[_Canvas, np.ndarra
         toward = -1.0 if facing == "left" else 1.0
         for j in (1, 2, 3, 4):  # hidden face points: put them on the head for drawing only
             geo[j, :2] = (cx + toward * 0.03 * hp, top + 0.07 * hp)
-    P = lambda j: (float(geo[j, 0]), float(geo[j, 1]))  # noqa: E731
+    P = lambda j: (float(geo[j, 0]), float(geo[j, 1]))
     skin, hair = (224, 172, 140), _jitter((60, 40, 25), rng, 20)
     trousers = _jitter((50, 50, 90), rng, 25)
     for hip, knee, ankle in ((11, 13, 15), (12, 14, 16)):
@@ -314,7 +346,10 @@ def _draw_person(hp: float, facing: str, color, rng) -> tuple[_Canvas, np.ndarra
             c.paint([hx - r, hy - r, hx + r, hy - 0.4 * r], hair)
             for j in (1, 2):
                 ex, ey = kp[j, :2]
-                c.paint([ex - 0.012 * hp, ey - 0.008 * hp, ex + 0.012 * hp, ey + 0.008 * hp], (20, 20, 20))
+                c.paint(
+                    [ex - 0.012 * hp, ey - 0.008 * hp, ex + 0.012 * hp, ey + 0.008 * hp],
+                    (20, 20, 20),
+                )
         else:
             back = -1 if facing == "right" else 1  # hair on the back of the head
             x0, x1 = sorted([hx, hx + back * r])
@@ -323,7 +358,9 @@ def _draw_person(hp: float, facing: str, color, rng) -> tuple[_Canvas, np.ndarra
             c.polygon([(hx, ny - 0.02 * hp), (nx, ny), (hx, ny + 0.015 * hp)], skin)
             near_eye = 1 if facing == "left" else 2
             ex, ey = kp[near_eye, :2]
-            c.paint([ex - 0.01 * hp, ey - 0.008 * hp, ex + 0.01 * hp, ey + 0.008 * hp], (20, 20, 20))
+            c.paint(
+                [ex - 0.01 * hp, ey - 0.008 * hp, ex + 0.01 * hp, ey + 0.008 * hp], (20, 20, 20)
+            )
     return c, kp
 
 
@@ -363,7 +400,9 @@ def _draw_thing(name: str, h: float, w: float, color, rng) -> _Canvas:
         c.line([(W * 0.15, H * 0.35), (0, H * 0.1)], color, H * 0.06)  # tail
     elif name == "potted plant":
         c.ellipse([0, 0, W, H * 0.7], color)
-        c.polygon([(W * 0.2, H * 0.62), (W * 0.8, H * 0.62), (W * 0.7, H), (W * 0.3, H)], (170, 90, 50))
+        c.polygon(
+            [(W * 0.2, H * 0.62), (W * 0.8, H * 0.62), (W * 0.7, H), (W * 0.3, H)], (170, 90, 50)
+        )
     elif name == "lamp":
         c.polygon([(W * 0.2, 0), (W * 0.8, 0), (W, H * 0.25), (0, H * 0.25)], color)
         c.rect([W * 0.45, H * 0.25, W * 0.55, H * 0.95], dark)
@@ -377,10 +416,10 @@ def _draw_thing(name: str, h: float, w: float, color, rng) -> _Canvas:
 
 
 # --- scene sampling ----------------------------------------------------------------------
-def _place(cat: Category, z: float, x_centre: float, cam: _Camera, canvas: _Canvas) -> tuple[int, int]:
+def _place(z: float, x_centre: float, cam: _Camera, canvas: _Canvas) -> tuple[int, int]:
     """Top-left of a patch whose bottom rests on the floor at depth ``z``."""
     foot = cam.foot_y(z)
-    return int(round(x_centre - canvas.w / 2)), int(round(foot - canvas.h))
+    return round(x_centre - canvas.w / 2), round(foot - canvas.h)
 
 
 def _x_centre(rng: np.random.Generator, cam: _Camera, width_px: float) -> float:
@@ -392,7 +431,9 @@ def _x_centre(rng: np.random.Generator, cam: _Camera, width_px: float) -> float:
     return float(rng.uniform(lo, hi)) if hi > lo else cam.width / 2
 
 
-def _make_object(name: str, cam: _Camera, rng: np.random.Generator, z: float | None = None) -> _Object:
+def _make_object(
+    name: str, cam: _Camera, rng: np.random.Generator, z: float | None = None
+) -> _Object:
     cat = CATEGORY_BY_NAME[name]
     z = float(z if z is not None else round(rng.uniform(*cat.z_range), 2))
     scale = cam.focal / z
@@ -400,11 +441,13 @@ def _make_object(name: str, cam: _Camera, rng: np.random.Generator, z: float | N
     facing, kp = None, None
     if name == "person":
         facing = FACINGS[int(rng.integers(len(FACINGS)))]
-        canvas, kp = _draw_person(cat.height_m * scale * rng.uniform(0.92, 1.08), facing, color, rng)
+        canvas, kp = _draw_person(
+            cat.height_m * scale * rng.uniform(0.92, 1.08), facing, color, rng
+        )
     else:
         s = rng.uniform(0.85, 1.15)
         canvas = _draw_thing(name, cat.height_m * scale * s, cat.width_m * scale * s, color, rng)
-    x0, y0 = _place(cat, z, _x_centre(rng, cam, canvas.w), cam, canvas)
+    x0, y0 = _place(z, _x_centre(rng, cam, canvas.w), cam, canvas)
     rgb, mask = canvas.arrays()
     if kp is not None:
         kp = kp.copy()
@@ -420,7 +463,10 @@ def _make_crowd(name: str, cam: _Camera, rng: np.random.Generator) -> _Object:
     z = float(round(rng.uniform(*cat.z_range), 2))
     scale = cam.focal / z
     n = int(rng.integers(3, 6))
-    members = [_draw_thing(name, cat.height_m * scale, cat.width_m * scale, _jitter(cat.color, rng), rng) for _ in range(n)]
+    members = [
+        _draw_thing(name, cat.height_m * scale, cat.width_m * scale, _jitter(cat.color, rng), rng)
+        for _ in range(n)
+    ]
     w = sum(m.w for m in members)
     h = max(m.h for m in members)
     rgb = np.zeros((h, w, 3), np.uint8)
@@ -428,12 +474,12 @@ def _make_crowd(name: str, cam: _Camera, rng: np.random.Generator) -> _Object:
     x = 0
     for m in members:
         mr, mm = m.arrays()
-        rgb[h - m.h:, x:x + m.w][mm] = mr[mm]
-        mask[h - m.h:, x:x + m.w] |= mm
+        rgb[h - m.h :, x : x + m.w][mm] = mr[mm]
+        mask[h - m.h :, x : x + m.w] |= mm
         x += m.w
     xc = float(rng.uniform(w / 2, max(cam.width - w / 2, w / 2 + 1)))
     foot = cam.foot_y(z)
-    return _Object(name, z, int(round(xc - w / 2)), int(round(foot - h)), rgb, mask, is_crowd=True)
+    return _Object(name, z, round(xc - w / 2), round(foot - h), rgb, mask, is_crowd=True)
 
 
 def _sample_objects(cam: _Camera, rng: np.random.Generator) -> list[_Object]:
@@ -451,7 +497,9 @@ def _sample_objects(cam: _Camera, rng: np.random.Generator) -> list[_Object]:
         names.append(others[int(rng.integers(len(others)))])
     objs = [_make_object(n, cam, rng) for n in names[: total - int(crowd)]]
     if crowd:
-        objs.append(_make_crowd(CROWD_CATEGORIES[int(rng.integers(len(CROWD_CATEGORIES)))], cam, rng))
+        objs.append(
+            _make_crowd(CROWD_CATEGORIES[int(rng.integers(len(CROWD_CATEGORIES)))], cam, rng)
+        )
     return objs
 
 
@@ -494,7 +542,12 @@ def _measure(objs: list[_Object], ids: np.ndarray) -> np.ndarray:
         o.is_truncated = int(inside.sum()) < total
         rows, cols = np.nonzero(inside)
         if rows.size:
-            o.bbox = (float(cols.min() + o.x0), float(rows.min() + o.y0), float(cols.max() + 1 + o.x0), float(rows.max() + 1 + o.y0))
+            o.bbox = (
+                float(cols.min() + o.x0),
+                float(rows.min() + o.y0),
+                float(cols.max() + 1 + o.x0),
+                float(rows.max() + 1 + o.y0),
+            )
     return visible
 
 
@@ -504,7 +557,11 @@ def _layout(cam: _Camera, rng: np.random.Generator) -> tuple[list[_Object], np.n
         objs = sorted(_sample_objects(cam, rng), key=lambda o: -o.z)
         ids = _compose_ids(objs, cam.width, cam.height)
         visible = _measure(objs, ids)
-        keep = [o for o, v in zip(objs, visible) if v >= MIN_VISIBLE_PX and o.visible_fraction >= MIN_VISIBLE_FRACTION]
+        keep = [
+            o
+            for o, v in zip(objs, visible)
+            if v >= MIN_VISIBLE_PX and o.visible_fraction >= MIN_VISIBLE_FRACTION
+        ]
         if len(keep) != len(objs):  # removing a hidden object only uncovers those behind it
             objs = keep
             ids = _compose_ids(objs, cam.width, cam.height)
@@ -514,7 +571,9 @@ def _layout(cam: _Camera, rng: np.random.Generator) -> tuple[list[_Object], np.n
     raise RuntimeError("could not lay out a scene with 3 visible objects")  # pragma: no cover
 
 
-def _render(cam: _Camera, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[_Object], np.ndarray]:
+def _render(
+    cam: _Camera, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, list[_Object], np.ndarray]:
     objs, ids = _layout(cam, rng)
     img = _background(cam, rng)
     depth = cam.background_depth()
@@ -546,7 +605,9 @@ def _finish_keypoints(objs: list[_Object], ids: np.ndarray) -> None:
 
 
 # --- frames ------------------------------------------------------------------------------
-def to_raw_boxes(boxes: np.ndarray, orientation: int, oriented_w: int, oriented_h: int) -> np.ndarray:
+def to_raw_boxes(
+    boxes: np.ndarray, orientation: int, oriented_w: int, oriented_h: int
+) -> np.ndarray:
     """Inverse of ``boxes.orient_boxes``: oriented-frame xyxy boxes -> the stored pixel frame."""
     return orient_boxes(boxes, _INVERSE_TAG[orientation], oriented_w, oriented_h)
 
@@ -610,10 +671,15 @@ def generate(
             raw = to_raw_boxes(np.asarray([o.bbox]), orientation, width, height)[0]
             xywh = [float(raw[0]), float(raw[1]), float(raw[2] - raw[0]), float(raw[3] - raw[1])]
             ann = {
-                "id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[o.category],
-                "bbox": xywh, "area": xywh[2] * xywh[3], "iscrowd": int(o.is_crowd),
-                "isfake": 0, "isreflected": 0,
-            }  # fmt: skip
+                "id": ann_id,
+                "image_id": image_id,
+                "category_id": CATEGORY_IDS[o.category],
+                "bbox": xywh,
+                "area": xywh[2] * xywh[3],
+                "iscrowd": int(o.is_crowd),
+                "isfake": 0,
+                "isreflected": 0,
+            }
             anns.append(ann)
             kp_flat = None
             if o.keypoints is not None:
@@ -623,18 +689,32 @@ def generate(
                 raw_kp = [round(float(v), 2) for v in kp.ravel()]
                 kp_anns.append({**ann, "keypoints": raw_kp, "num_keypoints": int(vis.sum())})
                 kp_flat = [float(v) for v in o.keypoints.ravel()]
-            gt_rows.append({
-                "image_id": str(image_id), "object_id": str(ann_id), "category": o.category,
-                "bbox_px": list(o.bbox), "true_depth": o.z, "facing": o.facing,
-                "is_truncated": o.is_truncated, "visible_fraction": o.visible_fraction,
-                "is_crowd": o.is_crowd, "keypoints": kp_flat, "file_name": f"{stem}.jpg",
-                "width": width, "height": height, "exif_orientation": orientation,
-            })  # fmt: skip
+            gt_rows.append(
+                {
+                    "image_id": str(image_id),
+                    "object_id": str(ann_id),
+                    "category": o.category,
+                    "bbox_px": list(o.bbox),
+                    "true_depth": o.z,
+                    "facing": o.facing,
+                    "is_truncated": o.is_truncated,
+                    "visible_fraction": o.visible_fraction,
+                    "is_crowd": o.is_crowd,
+                    "keypoints": kp_flat,
+                    "file_name": f"{stem}.jpg",
+                    "width": width,
+                    "height": height,
+                    "exif_orientation": orientation,
+                }
+            )
     categories = [{"id": CATEGORY_IDS[c.name], "name": c.name} for c in CATEGORIES]
     person = {
-        "id": CATEGORY_IDS["person"], "name": "person", "supercategory": "person",
-        "keypoints": list(COCO_KEYPOINT_NAMES), "skeleton": COCO_SKELETON,
-    }  # fmt: skip
+        "id": CATEGORY_IDS["person"],
+        "name": "person",
+        "supercategory": "person",
+        "keypoints": list(COCO_KEYPOINT_NAMES),
+        "skeleton": COCO_SKELETON,
+    }
     paths = SyntheticPaths(
         images_dir=str(images_dir),
         annotations=str(out / "annotations.json"),
@@ -642,8 +722,12 @@ def generate(
         keypoints=str(out / "keypoints.json"),
         ground_truth=str(out / "ground_truth.parquet"),
     )
-    Path(paths.annotations).write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
-    Path(paths.keypoints).write_text(json.dumps({"images": images, "annotations": kp_anns, "categories": [person]}))
+    Path(paths.annotations).write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": categories})
+    )
+    Path(paths.keypoints).write_text(
+        json.dumps({"images": images, "annotations": kp_anns, "categories": [person]})
+    )
     pq.write_table(pa.Table.from_pylist(gt_rows, schema=GROUND_TRUTH), paths.ground_truth)
     return paths
 
@@ -669,8 +753,10 @@ def ensure_generated(src, rotated_every: int | None = None) -> SyntheticPaths:
     if src.format != "synthetic":
         raise ValueError(f"source {src.name!r} has format {src.format!r}, not 'synthetic'")
     if "://" in src.images and not src.images.startswith("file://"):
-        raise ValueError(f"synthetic source {src.name!r}: images must be a local folder, got {src.images!r}")
-    out = Path(src.images[len("file://"):] if src.images.startswith("file://") else src.images)
+        raise ValueError(
+            f"synthetic source {src.name!r}: images must be a local folder, got {src.images!r}"
+        )
+    out = Path(src.images.removeprefix("file://"))
     if rotated_every is None:
         rotated_every = int(getattr(src, "rotated_every", 0) or 0)
     params = {
@@ -690,7 +776,14 @@ def ensure_generated(src, rotated_every: int | None = None) -> SyntheticPaths:
                 return _paths_of(out)
             if marker.exists():
                 marker.unlink()
-            paths = generate(out, params["num_images"], params["seed"], params["width"], params["height"], rotated_every)
+            paths = generate(
+                out,
+                params["num_images"],
+                params["seed"],
+                params["width"],
+                params["height"],
+                rotated_every,
+            )
             tmp = out / f".{MARKER}.tmp"
             tmp.write_text(json.dumps(params, sort_keys=True))
             os.replace(tmp, marker)

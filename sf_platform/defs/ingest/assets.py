@@ -70,9 +70,12 @@ def curated(context: dg.AssetExecutionContext, platform: PlatformResource):
             f"shard {context.partition_key} is not in the index of source {source!r}: "
             "materialize source_index for it first (sf-platform run does)"
         )
-    raw = read_shard(store, source, shard)
+    raw = read_shard(store, source, shard, summary=summary)
+    # The index records where file names are relative to (for synthetic sources that is the
+    # generator's images/ folder, not the configured output folder).
     cur = curate_shard(
-        raw.images, raw.objects, raw.quarantine, src.images, cfg.s3, src.annotation_frame
+        raw.images, raw.objects, raw.quarantine, summary.images_root or src.images, cfg.s3,
+        src.annotation_frame,
     )
     shard_hash = summary.shards[shard]
     common = {"shard_hash": dg.MetadataValue.text(shard_hash)}

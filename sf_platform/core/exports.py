@@ -1,0 +1,159 @@
+"""QA tables -> JSONL training records for Qwen-VL, InternVL and LLaVA.
+
+All three use the LLaVA-style record ``{"id", "image", "conversations": [{"from": "human",
+"value": "<image>\\n..."}, {"from": "gpt", "value": ...}, ...]}`` with the ``<image>`` token
+once, at the start of the first human turn (one image per record, so one token: Qwen-VL's and
+LLaVA's loaders count tokens against images).
+
+- ``image`` is ``"<source>/<file_name>"``: the image's path relative to its source's images
+  root, prefixed by the source name (``"o365_val/images/000123.jpg"``).  Training code joins it
+  with a folder holding one sub-folder per source; the release ships no images (the sources'
+  licences apply to them).
+- Qwen-VL: boxes stay as printed, ``[x1, y1, x2, y2]`` ints in [0, 1000] (Qwen3-VL's own
+  convention), grounding answers as ``{"bbox_2d": [...], "label": ...}`` JSON.
+- InternVL: adds ``"width"``/``"height"``; every object named by its box becomes
+  ``<ref>the chair</ref><box>[[x1,y1,x2,y2]]</box>``, any other printed box
+  ``<box>[[x1,y1,x2,y2]]</box>``, and grounding answers ``<ref>chair</ref><box>[[...], ...]</box>``
+  (InternVL's grounding format, also [0, 1000]).
+- LLaVA: the Qwen-VL record as is ([0, 1000] boxes; LLaVA-1.5's own [0, 1] padded-square
+  boxes would need the image to re-pad, which the exports do not load).
+
+``multi_turn=True`` packs up to ``max_turns`` QA pairs of one image (in qa_id order) into one
+conversation; its id is the first pair's qa_id plus ``-mt<turns>``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+FORMATS = ("qwen", "internvl", "llava")
+IMAGE_TOKEN = "<image>"
+_COLUMNS = (
+    "qa_id",
+    "task",
+    "source",
+    "image_id",
+    "file_name",
+    "width",
+    "height",
+    "question",
+    "answer",
+    "objects",
+    "fact",
+)
+_NAMED_BOX = re.compile(r"\b([Tt]he (?:(?!\b[Tt]he\b)[^\[\]])*?) at \[(\d+), (\d+), (\d+), (\d+)\]")
+_BOX = re.compile(r"\[(\d+), (\d+), (\d+), (\d+)\]")
+
+
+def image_path(source: str, file_name: str) -> str:
+    """Export path of an image: ``<source>/<file_name>`` (file_name relative to the source root)."""
+    return f"{source}/{file_name.lstrip('/')}"
+
+
+def internvl_text(text: str) -> str:
+    """Rewrite printed boxes into InternVL's ``<ref>...</ref><box>[[...]]</box>`` tags."""
+    text = _NAMED_BOX.sub(
+        lambda m: (
+            f"<ref>{m.group(1)}</ref><box>[[{','.join(m.group(i) for i in range(2, 6))}]]</box>"
+        ),
+        text,
+    )
+    return _BOX.sub(lambda m: f"<box>[[{','.join(m.groups())}]]</box>", text)
+
+
+def _internvl_grounding_answer(answer: str) -> str:
+    data = json.loads(answer)
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        return answer
+    label = items[0]["label"]
+    boxes = ",".join("[" + ",".join(str(int(v)) for v in it["bbox_2d"]) + "]" for it in items)
+    return f"<ref>{label}</ref><box>[{boxes}]</box>"
+
+
+def _turns(row: dict, fmt: str) -> tuple[str, str]:
+    q, a = row["question"], row["answer"]
+    if fmt == "internvl":
+        q = internvl_text(q)
+        a = _internvl_grounding_answer(a) if row["task"] == "grounding" else internvl_text(a)
+    return q, a
+
+
+def _rows(qa: pa.Table) -> list[dict]:
+    missing = [c for c in _COLUMNS if c not in qa.column_names]
+    if missing:
+        raise ValueError(f"QA table lacks columns {missing} needed for export")
+    cols = {c: qa.column(c).to_pylist() for c in _COLUMNS if c not in ("objects", "fact")}
+    return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
+
+
+def _groups(rows: list[dict], multi_turn: bool, max_turns: int) -> Iterator[list[dict]]:
+    if not multi_turn:
+        for r in rows:
+            yield [r]
+        return
+    if max_turns < 1:
+        raise ValueError("max_turns must be >= 1")
+    rows = sorted(rows, key=lambda r: (r["source"], r["image_id"], r["qa_id"]))
+    i = 0
+    while i < len(rows):
+        j = i
+        key = (rows[i]["source"], rows[i]["image_id"])
+        while (
+            j < len(rows) and j - i < max_turns and (rows[j]["source"], rows[j]["image_id"]) == key
+        ):
+            j += 1
+        yield rows[i:j]
+        i = j
+
+
+def _records(qa: pa.Table, fmt: str, multi_turn: bool, max_turns: int) -> Iterator[dict]:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; known: {FORMATS}")
+    if not multi_turn:
+        qa = qa.take(pc.sort_indices(qa.column("qa_id")))
+    for group in _groups(_rows(qa), multi_turn, max_turns):
+        first = group[0]
+        conv = []
+        for k, row in enumerate(group):
+            q, a = _turns(row, fmt)
+            conv.append({"from": "human", "value": f"{IMAGE_TOKEN}\n{q}" if k == 0 else q})
+            conv.append({"from": "gpt", "value": a})
+        rec = {
+            "id": first["qa_id"]
+            if len(group) == 1 and not multi_turn
+            else f"{first['qa_id']}-mt{len(group)}",
+            "image": image_path(first["source"], first["file_name"]),
+        }
+        if fmt == "internvl":
+            rec["width"], rec["height"] = first["width"], first["height"]
+        rec["conversations"] = conv
+        yield rec
+
+
+def to_qwen(qa: pa.Table, multi_turn: bool = False, max_turns: int = 6) -> Iterator[dict]:
+    """Qwen-VL records (qwen-vl-finetune's LLaVA-style JSON), one per pair or per image chunk."""
+    return _records(qa, "qwen", multi_turn, max_turns)
+
+
+def to_internvl(qa: pa.Table, multi_turn: bool = False, max_turns: int = 6) -> Iterator[dict]:
+    """InternVL records: Qwen-VL's plus width/height, boxes as ``<ref>``/``<box>`` tags."""
+    return _records(qa, "internvl", multi_turn, max_turns)
+
+
+def to_llava(qa: pa.Table, multi_turn: bool = False, max_turns: int = 6) -> Iterator[dict]:
+    """LLaVA records (``<image>`` only in the first human turn)."""
+    return _records(qa, "llava", multi_turn, max_turns)
+
+
+EXPORTERS = {"qwen": to_qwen, "internvl": to_internvl, "llava": to_llava}
+
+
+def jsonl(records) -> bytes:
+    """Records as JSON Lines (UTF-8, one object per line, trailing newline)."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")

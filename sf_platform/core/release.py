@@ -1,0 +1,307 @@
+"""Publish a versioned release: Parquet per task and shard, JSONL exports, card, manifest.
+
+Layout (DESIGN.md "Object storage layout")::
+
+    release/<version>/data/<task>/<source>-<shard>.parquet
+    release/<version>/exports/{qwen,internvl,llava}/<task>-<source>-<shard>.jsonl
+    release/<version>/README.md          dataset card (counts per task and source)
+    release/<version>/manifest.json      files (rows, bytes, sha256), code and model versions,
+                                         thresholds, profile -- written LAST
+
+A release is complete exactly when its manifest exists: every file is written atomically by
+the ObjectStore, and the manifest only after all of them, so a reader that goes by the
+manifest never sees a partial release.  A version whose manifest exists is never rebuilt
+(published data is immutable); a version without one is a failed attempt, and its ``data/``
+and ``exports/`` are cleared before building so no stale shard survives.
+
+Releases made with the ``tiny`` model profile (random-weight test models) are refused unless
+``allow_tiny=True``; then the card carries a warning banner and the manifest ``"tiny": true``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import re
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sf_platform.core import dataset_card, schemas
+from sf_platform.core.exports import EXPORTERS, FORMATS, jsonl
+from sf_platform.core.qa.balance import balance_report
+from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
+from sf_platform.core.qa.settings import QASettings
+from sf_platform.storage.object_store import PARQUET_COMPRESSION, ObjectStore
+
+MANIFEST_FORMAT = "sf_platform-release/1"
+QA_KEY = re.compile(
+    r"^(?:.*/)?assets/qa_(?P<task>[a-z_]+)/(?P<source>[A-Za-z0-9_\-]+)/(?P<shard>[A-Za-z0-9_\-]+)\.parquet$"
+)
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+
+
+class ReleaseError(ValueError):
+    """A release cannot be built or read as asked; the message says why."""
+
+
+class TinyProfileError(ReleaseError):
+    """The inputs were made with tiny random-weight test models and allow_tiny was not given."""
+
+
+def release_prefix(version: str) -> str:
+    if not VERSION.match(version or ""):
+        raise ReleaseError(
+            f"release version {version!r} must match {VERSION.pattern} (e.g. 'v1.0')"
+        )
+    return f"release/{version}"
+
+
+def tiny_ops(provenance: dict) -> list[str]:
+    """Which ops ran with the tiny profile ("*" when the whole run's profile is tiny)."""
+    out = ["*"] if provenance.get("profile") == "tiny" else []
+    for op, info in sorted((provenance.get("models") or {}).items()):
+        if isinstance(info, dict) and info.get("profile") == "tiny":
+            out.append(op)
+    return out
+
+
+def _check_provenance(provenance: dict, allow_tiny: bool) -> bool:
+    if not isinstance(provenance, dict) or provenance.get("profile") not in ("tiny", "real"):
+        raise ReleaseError(
+            "provenance must be a dict with 'profile' ('tiny' or 'real'), 'models' and 'code_versions'; "
+            f"got profile={provenance.get('profile') if isinstance(provenance, dict) else provenance!r}"
+        )
+    tiny = tiny_ops(provenance)
+    if tiny and not allow_tiny:
+        raise TinyProfileError(
+            f"refusing to build a release from inputs made with the 'tiny' model profile (ops: {', '.join(tiny)}): "
+            "tiny random-weight test models give meaningless depths, masks and facings. "
+            "Re-run the pipeline with the 'real' profile, or pass allow_tiny=True for a test release."
+        )
+    return bool(tiny)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression=PARQUET_COMPRESSION)
+    return buf.getvalue()
+
+
+def _put(
+    store: ObjectStore, prefix: str, rel: str, data: bytes, kind: str, rows: int | None, **extra
+) -> dict:
+    store.write_bytes(f"{prefix}/{rel}", data)
+    return {
+        "path": rel,
+        "kind": kind,
+        "rows": rows,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        **extra,
+    }
+
+
+def _load_qa(store: ObjectStore, key: str, task: str) -> pa.Table:
+    table = store.read_table(key)
+    try:
+        table = schemas.conform(table, schemas.QA)
+    except ValueError as exc:
+        raise ReleaseError(f"{key}: not a QA table: {exc}") from exc
+    tasks = set(table.column("task").to_pylist())
+    if tasks - {task}:
+        raise ReleaseError(
+            f"{key}: holds rows of task(s) {sorted(tasks - {task})}, expected only {task!r}"
+        )
+    return table
+
+
+def _exports(
+    store, prefix, stem: str, table: pa.Table, fmt: str, settings: QASettings, **extra
+) -> dict:
+    records = EXPORTERS[fmt](table, multi_turn=settings.multi_turn, max_turns=settings.max_turns)
+    data = jsonl(records)
+    return _put(
+        store,
+        prefix,
+        f"exports/{fmt}/{stem}.jsonl",
+        data,
+        "export",
+        data.count(b"\n"),
+        format=fmt,
+        **extra,
+    )
+
+
+def build_release(
+    store: ObjectStore,
+    version: str,
+    qa_tables: dict[str, list[str]],
+    provenance: dict,
+    settings: QASettings,
+    allow_tiny: bool = False,
+) -> dict:
+    """Publish ``qa_tables`` (task -> QA Parquet keys in ``store``) as release ``version``.
+
+    Returns ``{"version", "counts": {task: {source: rows}}, "totals": {task: rows}, "total",
+    "files": [keys], "manifest": key, "tiny": bool}``.
+    """
+    prefix = release_prefix(version)
+    tiny = _check_provenance(provenance, allow_tiny)
+    unknown = sorted(set(qa_tables) - set(schemas.TASKS))
+    if unknown:
+        raise ReleaseError(f"unknown tasks {unknown}; known: {list(schemas.TASKS)}")
+    if store.exists(f"{prefix}/manifest.json"):
+        raise ReleaseError(
+            f"release {version} is already published ({store.uri(prefix + '/manifest.json')}); use a new version"
+        )
+    plan = []
+    for task in schemas.TASKS:
+        for key in sorted(qa_tables.get(task, [])):
+            m = QA_KEY.match(key)
+            if not m or m["task"] != task:
+                raise ReleaseError(
+                    f"{key!r} is not a QA table key of task {task!r} (assets/qa_{task}/<source>/<shard>.parquet)"
+                )
+            plan.append((task, m["source"], m["shard"], key))
+    for sub in ("data", "exports"):
+        store.delete(f"{prefix}/{sub}")  # leftovers of a failed attempt (no manifest)
+    files: list[dict] = []
+    counts: dict[str, dict[str, int]] = {t: {} for t in schemas.TASKS if t in qa_tables}
+    for task, source, shard, key in plan:
+        table = _load_qa(store, key, task)
+        counts[task][source] = counts[task].get(source, 0) + table.num_rows
+        if table.num_rows == 0:
+            continue  # an empty shard adds no file (a config's glob must only match real data)
+        stem = f"{source}-{shard}"
+        files.append(
+            _put(
+                store,
+                prefix,
+                f"data/{task}/{stem}.parquet",
+                _parquet_bytes(table),
+                "data",
+                table.num_rows,
+                task=task,
+                source=source,
+                shard=shard,
+                input=key,
+            )
+        )
+        for fmt in FORMATS:
+            files.append(
+                _exports(
+                    store,
+                    prefix,
+                    f"{task}-{stem}",
+                    table,
+                    fmt,
+                    settings,
+                    task=task,
+                    source=source,
+                    shard=shard,
+                )
+            )
+    code_versions = {
+        **{f"qa_{t}": v for t, v in TASK_CODE_VERSIONS.items()},
+        **(provenance.get("code_versions") or {}),
+    }
+    card = dataset_card.render(version, counts, provenance, settings, tiny, code_versions)
+    files.append(_put(store, prefix, "README.md", card.encode("utf-8"), "card", None))
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": version,
+        "profile": provenance.get("profile"),
+        "tiny": tiny,
+        "models": provenance.get("models") or {},
+        "code_versions": code_versions,
+        "thresholds": settings.model_dump(),
+        "counts": counts,
+        "files": files,
+    }
+    manifest_key = f"{prefix}/manifest.json"
+    store.write_text(manifest_key, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    totals = {t: sum(v.values()) for t, v in counts.items()}
+    return {
+        "version": version,
+        "counts": counts,
+        "totals": totals,
+        "total": sum(totals.values()),
+        "files": [f"{prefix}/{f['path']}" for f in files],
+        "manifest": manifest_key,
+        "tiny": tiny,
+    }
+
+
+def read_manifest(store: ObjectStore, version: str) -> dict:
+    key = f"{release_prefix(version)}/manifest.json"
+    if not store.exists(key):
+        raise ReleaseError(
+            f"release {version} has no manifest at {store.uri(key)} (not published, or incomplete)"
+        )
+    return json.loads(store.read_text(key))
+
+
+def _data_files(manifest: dict) -> list[dict]:
+    return [f for f in manifest["files"] if f["kind"] == "data"]
+
+
+def export_release(store: ObjectStore, version: str, fmt: str) -> list[str]:
+    """Re-export a published release to ``fmt`` (qwen|internvl|llava); the manifest is updated last."""
+    if fmt not in FORMATS:
+        raise ReleaseError(f"unknown export format {fmt!r}; known: {list(FORMATS)}")
+    prefix = release_prefix(version)
+    manifest = read_manifest(store, version)
+    settings = QASettings(**manifest["thresholds"])
+    old = {f["path"] for f in manifest["files"] if f["kind"] == "export" and f.get("format") == fmt}
+    new = []
+    for f in _data_files(manifest):
+        table = store.read_table(f"{prefix}/{f['path']}")
+        stem = posixpath.splitext(posixpath.basename(f["path"]))[0]
+        new.append(
+            _exports(
+                store,
+                prefix,
+                f"{f['task']}-{stem}",
+                table,
+                fmt,
+                settings,
+                task=f["task"],
+                source=f["source"],
+                shard=f["shard"],
+            )
+        )
+    for rel in sorted(old - {e["path"] for e in new}):
+        store.delete(f"{prefix}/{rel}")
+    manifest["files"] = [f for f in manifest["files"] if f["path"] not in old] + new
+    store.write_text(
+        f"{prefix}/manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    )
+    return [f"{prefix}/{e['path']}" for e in new]
+
+
+def release_stats(store: ObjectStore, version: str) -> dict:
+    """Counts per task x source and each task's balance figures (:func:`balance_report`)."""
+    prefix = release_prefix(version)
+    manifest = read_manifest(store, version)
+    settings = QASettings(**manifest["thresholds"])
+    by_task: dict[str, list[str]] = {}
+    for f in _data_files(manifest):
+        by_task.setdefault(f["task"], []).append(f"{prefix}/{f['path']}")
+    counts = {t: dict(v) for t, v in manifest["counts"].items()}
+    balance = {
+        t: balance_report(store.read_tables(keys, schemas.QA), settings)
+        for t, keys in sorted(by_task.items())
+    }
+    totals = {t: sum(v.values()) for t, v in counts.items()}
+    return {
+        "version": version,
+        "profile": manifest["profile"],
+        "tiny": manifest["tiny"],
+        "counts": counts,
+        "totals": totals,
+        "total": sum(totals.values()),
+        "balance": balance,
+    }

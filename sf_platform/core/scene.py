@@ -1,0 +1,162 @@
+"""The scene table: one row per object with everything QA generation needs about it.
+
+Joins the curated images, the objects (annotated or detected), their masks, the per-image
+depth maps and the person poses, and adds per-object facts:
+
+- mask stats (area, SAM's predicted IoU, mask-vs-box IoU, provenance);
+- depth statistics over the object's own pixels (``core.depth_stats``): the mask when it is
+  trustworthy, else the central part of the box.  A mask is trusted when it is a real
+  segmentation (not the box itself: a box-as-mask contains background in its corners, the
+  box centre is the better region) and agrees with its box, ``mask_box_iou >=
+  settings.min_mask_box_iou``; a point-prompted mask (no box) when SAM's own predicted IoU
+  is >= ``POINT_MASK_MIN_PRED_IOU``;
+- counts and uniqueness per category (countable instances only: crowd, group, depiction,
+  fake and reflected boxes are never counted, DESIGN.md), ranks within the category;
+- facing for persons, the image-level count annotation (PixMo).
+
+Without a trusted mask (``masks.backend: box``, or a poor SAM mask) the box centre stands in
+for the object.  That is the object itself for silhouettes that fill their box centre (people,
+cars, bottles, animals) and the room behind it for hollow ones (tables, chairs, lamps); the
+latter usually show a wide depth spread and are flagged ``depth_reliable = False``, but not
+always (a table whose box centre is all wall), which is why SAM masks are the default.
+
+Objects whose image is not in ``images`` (their image was quarantined by curation, which
+already recorded why) are not in the scene.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pyarrow as pa
+
+from sf_platform.core import schemas
+from sf_platform.core.depth_stats import decode_depth_map, object_depth_stats
+from sf_platform.core.mask_bits import unpack_grid
+from sf_platform.core.qa.settings import QASettings
+
+# SAM's own default quality bar for keeping a mask (pred_iou_thresh of its automatic generator).
+POINT_MASK_MIN_PRED_IOU = 0.88
+NOT_COUNTABLE_FLAGS = ("is_crowd", "is_group", "is_depiction", "is_fake", "is_reflected")
+
+
+def is_countable(obj: dict) -> bool:
+    """A real, single, physically present instance (DESIGN.md: flags are kept, never counted)."""
+    return not any(obj.get(f) for f in NOT_COUNTABLE_FLAGS) and (obj.get("bbox_px") is not None or bool(obj.get("points")))
+
+
+def instances(obj: dict) -> int:
+    """How many instances a countable object stands for: a box is one, a point-only object
+    (PixMo: one point per instance, before or without detection) one per point."""
+    if not is_countable(obj):
+        return 0
+    return 1 if obj.get("bbox_px") is not None else len(obj["points"])
+
+
+def mask_trusted(mask: dict | None, settings: QASettings) -> bool:
+    if mask is None or mask.get("mask_frame_px") is None or mask.get("mask_provenance") == "box":
+        return False
+    if mask.get("mask_box_iou") is not None:
+        return mask["mask_box_iou"] >= settings.min_mask_box_iou
+    return (mask.get("mask_pred_iou") or 0.0) >= POINT_MASK_MIN_PRED_IOU
+
+
+def _index(table: pa.Table | None, *keys: str) -> dict:
+    if table is None:
+        return {}
+    return {tuple(r[k] for k in keys): r for r in table.to_pylist()}
+
+
+def _closeness(median: float, kind: str) -> float:
+    """Sort key, smaller = closer: metres ascending, disparity descending."""
+    return median if kind == "metric" else -median
+
+
+def _rank(rows: list[dict], key, out_col: str) -> None:
+    ranked = sorted((r for r in rows if key(r) is not None), key=lambda r: (key(r), r["object_id"]))
+    for i, r in enumerate(ranked):
+        r[out_col] = i
+
+
+def build_scene(
+    images: pa.Table,
+    objects: pa.Table,
+    masks: pa.Table | None,
+    depth: pa.Table | None,
+    poses: pa.Table | None,
+    settings: QASettings | None = None,
+) -> pa.Table:
+    """SCENE table, one row per object of a known image (see the module docstring)."""
+    settings = settings or QASettings()
+    image_rows = {r["image_id"]: r for r in images.to_pylist()}
+    mask_rows = _index(masks, "image_id", "object_id")
+    depth_rows = _index(depth, "image_id")
+    pose_rows = _index(poses, "image_id", "object_id")
+    maps: dict[str, np.ndarray] = {}
+
+    rows: list[dict] = []
+    for obj in objects.to_pylist():
+        img = image_rows.get(obj["image_id"])
+        if img is None:
+            continue
+        row = dict(obj) | {k: img.get(k) for k in ("image_uri", "file_name", "width", "height")}
+        row["image_count"], row["image_count_label"] = img.get("count"), img.get("count_label")
+        key = (obj["image_id"], obj["object_id"])
+        mask = mask_rows.get(key)
+        if mask is not None:
+            row |= {k: mask[k] for k in ("mask_area", "mask_pred_iou", "mask_box_iou", "mask_provenance")}
+        pose = pose_rows.get(key)
+        if pose is not None:
+            row["facing"], row["facing_confidence"] = pose["facing"], pose["facing_confidence"]
+        d = depth_rows.get((obj["image_id"],))
+        if d is not None:
+            row |= _depth_columns(obj, img, d, mask, maps, settings)
+        rows.append(row)
+
+    _add_category_facts(rows)
+    return pa.Table.from_pylist(rows, schema=schemas.SCENE)
+
+
+def _depth_columns(obj, img, d, mask, maps, settings) -> dict:
+    if obj["image_id"] not in maps:
+        maps[obj["image_id"]] = decode_depth_map(d["depth_map"], d["map_height"], d["map_width"])
+    trusted = mask_trusted(mask, settings)
+    points = [(p["x"], p["y"]) for p in obj["points"]] if obj.get("points") else None
+    stats = object_depth_stats(
+        maps[obj["image_id"]], d["depth_kind"], img["width"], img["height"],
+        box=obj.get("bbox_px"),
+        mask_grid=unpack_grid(mask["mask_bits"], mask["mask_grid"]) if trusted else None,
+        mask_frame=mask["mask_frame_px"] if trusted else None,
+        mask_trusted=trusted,
+        points=points,
+        image_range=(d["depth_min"], d["depth_max"]),
+    )
+    return {
+        "depth_median": stats.median, "depth_p10": stats.p10, "depth_p90": stats.p90,
+        "depth_reliable": stats.reliable, "depth_kind": d["depth_kind"], "depth_provenance": d["depth_provenance"],
+        "image_depth_min": d["depth_min"], "image_depth_max": d["depth_max"],
+    }
+
+
+def _add_category_facts(rows: list[dict]) -> None:
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["image_id"], r["category"])].append(r)
+    for members in groups.values():
+        count = sum(instances(r) for r in members)
+        ranked = [r for r in members if is_countable(r) and r.get("bbox_px") is not None]
+        for r in members:
+            r["category_count"] = count
+            r["category_unique"] = is_countable(r) and count == 1
+        _rank(ranked, lambda r: ((r["bbox_px"][0] + r["bbox_px"][2]) / 2, r["bbox_px"][0]), "x_rank")
+        _rank(ranked, lambda r: -_size(r), "size_rank")
+        _rank(ranked, lambda r: None if r.get("depth_median") is None
+              else _closeness(r["depth_median"], r["depth_kind"]), "depth_rank")
+
+
+def _size(r: dict) -> float:
+    if r.get("mask_area") is not None and r.get("mask_provenance") != "box":
+        return float(r["mask_area"])
+    x1, y1, x2, y2 = r["bbox_px"]
+    return (x2 - x1) * (y2 - y1)

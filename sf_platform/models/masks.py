@@ -1,0 +1,183 @@
+"""Object masks: segment-anything (SAM) prompted with each object's box or points, or the box itself.
+
+Backend ``sam``: images go through SAM's heavy image encoder in batches (``batch_size``
+images at once), ONCE per image; every object of the image is then decoded from that one
+embedding by the light prompt decoder, all boxes of an image together (in chunks of
+``DECODE_CHUNK`` to bound memory on crowded images).  Box prompts decode a single mask
+(a box is unambiguous); a single point decodes SAM's three candidate masks and keeps the one
+with the best predicted IoU (a click is ambiguous: part, object, group), the way SAM's own
+predictor is meant to be used; several points of one object are prompted together.
+
+Masks are thresholded in SAM's input frame (long side = encoder size, 1024 for the real
+models): SAM's masks are 256x256 logits upsampled, so the original image's resolution adds
+no information, only cost.  Areas are scaled back to original pixels.
+
+Backend ``box``: the box is the mask (``mask_pred_iou`` = ``mask_box_iou`` = 1, provenance
+``"box"``); point-only objects get no mask row.  Stored per object (see ``mask_bits``): a
+32x32 bit grid in the frame box (``mask_frame_px``), area, SAM's predicted IoU and mask-vs-box IoU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.nn.functional as F
+
+from sf_platform.config import ModelsConfig
+from sf_platform.core import schemas
+from sf_platform.core.mask_bits import (
+    MASK_GRID,
+    full_box_bits,
+    grid_from_mask,
+    mask_bbox,
+    mask_box_iou,
+    pack_grid,
+)
+from sf_platform.models.batching import ensure_rgb, run_pipeline
+from sf_platform.models.device import Runtime, resolve_runtime
+from sf_platform.models.loading import base_meta, load_sam, model_ref
+
+DECODE_CHUNK = 64
+
+LoadImage = Callable[[dict], np.ndarray]
+
+
+def _base_row(obj: dict) -> dict:
+    return {k: obj[k] for k in ("source", "shard", "object_id", "image_id")}
+
+
+def box_mask_row(obj: dict) -> dict:
+    """The ``box`` backend: the box is the mask."""
+    x1, y1, x2, y2 = obj["bbox_px"]
+    return _base_row(obj) | {
+        "mask_bits": full_box_bits(MASK_GRID), "mask_grid": MASK_GRID, "mask_area": float((x2 - x1) * (y2 - y1)),
+        "mask_pred_iou": 1.0, "mask_box_iou": 1.0, "mask_provenance": "box", "mask_frame_px": list(obj["bbox_px"]),
+    }
+
+
+def mask_row(obj: dict, mask: np.ndarray, pred_iou: float, scale: tuple[float, float], provenance: str) -> dict:
+    """Summarise one mask given in SAM's input frame (``scale`` = input px per original px, x and y)."""
+    sx, sy = scale
+    box = obj.get("bbox_px")
+    if box is not None:
+        frame_in = [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy]
+        box_iou = mask_box_iou(mask, frame_in)
+    else:
+        frame_in = mask_bbox(mask)
+        box_iou = None  # a point prompt has no box to agree with
+    if frame_in is None:
+        grid, frame_px = np.zeros((MASK_GRID, MASK_GRID), dtype=bool), None
+    else:
+        grid = grid_from_mask(mask, frame_in, MASK_GRID)
+        frame_px = [frame_in[0] / sx, frame_in[1] / sy, frame_in[2] / sx, frame_in[3] / sy]
+    return _base_row(obj) | {
+        "mask_bits": pack_grid(grid), "mask_grid": MASK_GRID,
+        "mask_area": float(np.count_nonzero(mask) / (sx * sy)),
+        "mask_pred_iou": float(pred_iou), "mask_box_iou": box_iou, "mask_provenance": provenance,
+        "mask_frame_px": frame_px,
+    }
+
+
+def _maskable(obj: dict) -> bool:
+    return obj.get("bbox_px") is not None or bool(obj.get("points"))
+
+
+def run_masks(
+    images: pa.Table, objects: pa.Table, cfg: ModelsConfig, load_image: LoadImage, *, tiny_dir: str | None = None
+) -> tuple[pa.Table, dict[str, Any]]:
+    """MASKS table (one row per maskable object) and the op's metadata."""
+    objs = [o for o in objects.to_pylist() if _maskable(o)]
+    counts: dict[str, int] = {"objects": objects.num_rows, "boxed": sum(o["bbox_px"] is not None for o in objs)}
+    counts["point_only"] = len(objs) - counts["boxed"]
+    if cfg.masks.backend == "box":
+        rows = [box_mask_row(o) for o in objs if o["bbox_px"] is not None]
+        meta = base_meta("masks", None, None, cfg) | {"backend": "box", "counts": counts | {"masks": len(rows)}}
+        meta["model"] = "box"
+        return pa.Table.from_pylist(rows, schema=schemas.MASKS), meta
+    if not objs:
+        meta = base_meta("masks", None, None, cfg) | {"backend": "sam", "counts": counts | {"masks": 0}}
+        return schemas.empty(schemas.MASKS), meta
+
+    runtime = resolve_runtime(cfg.device)
+    ref, tiny = model_ref(cfg, "masks", tiny_dir)
+    loaded = load_sam(ref, "tiny" if tiny else cfg.masks.model_type, runtime=runtime, tiny=tiny)
+    provenance = f"sam:{'tiny' if tiny else cfg.masks.model_type}:{loaded.revision.removeprefix('sha256:')}"
+    rows = run_sam(loaded.model, runtime, images, objs, load_image, cfg.masks.batch_size, provenance)
+    table = pa.Table.from_pylist(rows[0], schema=schemas.MASKS)
+    meta = base_meta("masks", loaded, runtime, cfg) | rows[1] | {"backend": "sam", "counts": counts | {"masks": table.num_rows}}
+    return table, meta
+
+
+def run_sam(sam, runtime: Runtime, images: pa.Table, objs: list[dict], load_image: LoadImage, batch_size: int,
+            provenance: str) -> tuple[list[dict], dict]:
+    """Encode images in batches, decode every object's prompt; returns (mask rows, batching meta)."""
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    transform = ResizeLongestSide(sam.image_encoder.img_size)
+    image_rows = {r["image_id"]: r for r in images.to_pylist()}
+    by_image: dict[str, list[dict]] = defaultdict(list)
+    for o in objs:
+        if o["image_id"] not in image_rows:
+            raise ValueError(f"object {o['object_id']!r} refers to image {o['image_id']!r} not in the images table")
+        by_image[o["image_id"]].append(o)
+
+    def prepare(image_id: str) -> dict:
+        img = ensure_rgb(load_image(image_rows[image_id]), image_id)
+        resized = torch.from_numpy(np.ascontiguousarray(transform.apply_image(img))).permute(2, 0, 1)
+        return {"image_id": image_id, "input": resized, "original_size": img.shape[:2]}
+
+    autocast = (
+        (lambda: torch.autocast("cuda", dtype=runtime.dtype)) if runtime.is_cuda else contextlib.nullcontext
+    )
+
+    @torch.inference_mode()
+    def forward(batch: list[dict]) -> list[list[dict]]:
+        x = torch.stack([sam.preprocess(b["input"].to(runtime.device).float()) for b in batch])
+        with autocast():
+            emb = sam.image_encoder(x)
+            return [_decode(sam, transform, emb[i : i + 1], b, by_image[b["image_id"]], runtime, provenance)
+                    for i, b in enumerate(batch)]
+
+    per_image, runner = run_pipeline(sorted(by_image), prepare, forward, batch_size)
+    return [row for rows in per_image for row in rows], runner.meta()
+
+
+def _masks_in_input_frame(sam, low_res: torch.Tensor, input_size: tuple[int, int]) -> np.ndarray:
+    size = sam.image_encoder.img_size
+    up = F.interpolate(low_res.float(), (size, size), mode="bilinear", align_corners=False)
+    return (up[..., : input_size[0], : input_size[1]] > sam.mask_threshold).cpu().numpy()
+
+
+def _decode(sam, transform, emb, prep, objs, runtime, provenance) -> list[dict]:
+    h, w = prep["original_size"]
+    input_size = tuple(prep["input"].shape[-2:])
+    scale = (input_size[1] / w, input_size[0] / h)
+    pe = sam.prompt_encoder.get_dense_pe()
+    rows = []
+    boxed = [o for o in objs if o["bbox_px"] is not None]
+    for start in range(0, len(boxed), DECODE_CHUNK):
+        chunk = boxed[start : start + DECODE_CHUNK]
+        boxes = torch.tensor([o["bbox_px"] for o in chunk], dtype=torch.float32, device=runtime.device)
+        sparse, dense = sam.prompt_encoder(points=None, boxes=transform.apply_boxes_torch(boxes, (h, w)), masks=None)
+        low, iou = sam.mask_decoder(image_embeddings=emb, image_pe=pe, sparse_prompt_embeddings=sparse,
+                                    dense_prompt_embeddings=dense, multimask_output=False)
+        masks = _masks_in_input_frame(sam, low, input_size)
+        ious = iou.float().cpu().numpy()
+        rows += [mask_row(o, masks[k, 0], ious[k, 0], scale, provenance) for k, o in enumerate(chunk)]
+    for o in (o for o in objs if o["bbox_px"] is None):
+        pts = torch.tensor([[[p["x"], p["y"]] for p in o["points"]]], dtype=torch.float32, device=runtime.device)
+        labels = torch.ones(pts.shape[:2], dtype=torch.int64, device=runtime.device)
+        sparse, dense = sam.prompt_encoder(points=(transform.apply_coords_torch(pts, (h, w)), labels), boxes=None, masks=None)
+        multi = pts.shape[1] == 1
+        low, iou = sam.mask_decoder(image_embeddings=emb, image_pe=pe, sparse_prompt_embeddings=sparse,
+                                    dense_prompt_embeddings=dense, multimask_output=multi)
+        best = int(iou[0].float().argmax())
+        masks = _masks_in_input_frame(sam, low[:, best : best + 1], input_size)
+        rows.append(mask_row(o, masks[0, 0], float(iou[0, best]), scale, provenance))
+    return rows

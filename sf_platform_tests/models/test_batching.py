@@ -1,0 +1,94 @@
+"""OOM back-off (simulated with a forward that fails above a batch size) and overlapped loading."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from sf_platform.models.batching import BatchRunner, is_oom, prefetch, run_pipeline, stream_batches
+
+
+def oom_above(k: int, exc=torch.cuda.OutOfMemoryError):
+    calls: list[int] = []
+
+    def forward(batch):
+        calls.append(len(batch))
+        if len(batch) > k:
+            raise exc("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return [x * 10 for x in batch]
+
+    return forward, calls
+
+
+@pytest.mark.parametrize("exc", [torch.cuda.OutOfMemoryError, RuntimeError])
+def test_oom_halves_until_it_fits_and_keeps_order(exc):
+    forward, calls = oom_above(3, exc)
+    runner = BatchRunner(forward, 16)
+    assert runner(list(range(20))) == [x * 10 for x in range(20)]
+    assert runner.batch_size == 2 and runner.backoffs == 3  # 16 -> 8 -> 4 -> 2
+    assert calls[:4] == [16, 8, 4, 2] and all(c <= 2 for c in calls[4:])
+    assert runner.meta() == {"batch_size": 16, "batch_size_used": 2, "oom_backoffs": 3, "batches": 10}
+
+
+def test_oom_at_batch_one_and_other_errors_propagate():
+    forward, _ = oom_above(0)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        BatchRunner(forward, 4)([1, 2])
+
+    def broken(batch):
+        raise ValueError("bad input")
+
+    runner = BatchRunner(broken, 8)
+    with pytest.raises(ValueError, match="bad input"):
+        runner([1, 2, 3])
+    assert runner.batch_size == 8  # not mistaken for OOM
+
+
+def test_is_oom():
+    assert is_oom(torch.cuda.OutOfMemoryError("x"))
+    assert is_oom(RuntimeError("CUDA error: out of memory"))
+    assert not is_oom(RuntimeError("shape mismatch"))
+    assert not is_oom(ValueError("out of memory"))
+
+
+def test_forward_must_return_one_output_per_input():
+    with pytest.raises(RuntimeError, match="2 outputs for 3 inputs"):
+        BatchRunner(lambda b: b[:2], 3)([1, 2, 3])
+
+
+def test_prefetch_keeps_order_and_overlaps():
+    active, peak = 0, 0
+    lock = threading.Lock()
+
+    def slow(x):
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        time.sleep(0.05)
+        with lock:
+            active -= 1
+        return x * x
+
+    t0 = time.perf_counter()
+    out = list(prefetch(slow, range(12), workers=4))
+    elapsed = time.perf_counter() - t0
+    assert out == [x * x for x in range(12)]
+    assert peak >= 3  # loads really ran concurrently
+    assert elapsed < 12 * 0.05 * 0.6
+
+
+def test_stream_batches_splits_on_key_and_size():
+    items = [("a", 1), ("a", 2), ("a", 3), ("b", 4), ("b", 5)]
+    batches = list(stream_batches(items, lambda: 2, key=lambda it: it[0]))
+    assert [[v for _, v in b] for b in batches] == [[1, 2], [3], [4, 5]]
+
+
+def test_run_pipeline_expands_lists_and_backs_off():
+    forward, _ = oom_above(2)
+    out, runner = run_pipeline([1, 2, 3], lambda x: [x, x + 100], forward, batch_size=8)
+    assert out == [10, 1010, 20, 1020, 30, 1030]
+    assert runner.batch_size == 2

@@ -1,0 +1,84 @@
+"""Depth: given maps pass through (no model), tiny Depth-Anything batched by shape, OOM back-off."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sf_platform.config import ModelsConfig
+from sf_platform.core import schemas
+from sf_platform.core.depth_stats import decode_depth_map, map_shape
+from sf_platform.models.depth import run_depth
+from sf_platform_tests.models.conftest import Loader, images_table
+
+
+def _no_given(uri):
+    raise AssertionError("no given depth here")
+
+
+def test_given_depth_passes_through_without_a_model(photos):
+    cfg = ModelsConfig(profile="real", depth={"model": None})
+    h, w = photos["coffee"].shape[:2]
+    maps = {
+        "mem://ok": np.where(np.arange(w)[None, :] < w // 2, 2.0, 5.0).astype(np.float32) * np.ones((h, 1), np.float32),
+        "mem://rotated": np.ones((w, h), np.float32),
+        "mem://empty": np.zeros((h, w), np.float32),
+    }
+    images = images_table({"coffee": photos["coffee"]}, coffee={"depth_uri": "mem://ok"})
+    loader = Loader(photos)
+    out, meta = run_depth(images, cfg, loader, maps.__getitem__)
+    assert loader.loaded == [] and not meta["model_loaded"] and meta["model"] == "given"
+    (row,) = out.to_pylist()
+    assert (row["depth_kind"], row["depth_provenance"]) == ("metric", "given")
+    assert (row["map_height"], row["map_width"]) == map_shape(h, w)
+    d = decode_depth_map(row["depth_map"], row["map_height"], row["map_width"])
+    assert set(np.unique(d)) == {2.0, 5.0} and (row["depth_min"], row["depth_max"]) == (2.0, 5.0)
+
+    bad = images_table({"a": photos["coffee"], "b": photos["coffee"]}, a={"depth_uri": "mem://rotated"},
+                       b={"depth_uri": "mem://empty"})
+    out, meta = run_depth(bad, cfg, loader, maps.__getitem__)
+    assert out.num_rows == 0 and out.schema == schemas.DEPTH
+    assert sorted(q["reason"] for q in meta["quarantine"]) == ["depth_empty", "depth_shape_mismatch"]
+    assert all(q["kind"] == "depth" and q["detail"] for q in meta["quarantine"])
+
+
+def test_tiny_depth_anything_shapes_and_meta(photos, tiny_dir):
+    cfg = ModelsConfig(profile="tiny", device="cpu", depth={"batch_size": 4})
+    out, meta = run_depth(images_table(photos), cfg, Loader(photos), _no_given, tiny_dir=tiny_dir)
+    assert out.schema == schemas.DEPTH and out.column("image_id").to_pylist() == list(photos)  # input order
+    for row in out.to_pylist():
+        h, w = photos[row["image_id"]].shape[:2]
+        assert (row["map_height"], row["map_width"]) == map_shape(h, w)
+        assert len(row["depth_map"]) == 2 * row["map_height"] * row["map_width"]
+        assert (row["depth_kind"], row["depth_provenance"]) == ("disparity", "tiny:depth")
+        assert row["depth_min"] <= row["depth_max"]
+    assert meta["tiny"] and meta["model"] == "tiny:depth" and meta["dtype"] == "float32"
+    # astronaut is square, coffee and chelsea 3:2: their resized inputs differ, so >= 2 batches.
+    assert meta["batches"] >= 2 and meta["counts"] == {"images": 3, "given": 0, "predicted": 3, "quarantined": 0}
+
+
+def test_oom_backoff_gives_the_same_maps(photos, tiny_dir, monkeypatch):
+    from transformers import DepthAnythingForDepthEstimation
+
+    same = {f"img{i}": photos["astronaut"][:, ::-1] if i % 2 else photos["astronaut"] for i in range(5)}
+    cfg = ModelsConfig(profile="tiny", device="cpu", depth={"batch_size": 4})
+    ref, _ = run_depth(images_table(same), cfg, Loader(same), _no_given, tiny_dir=tiny_dir)
+
+    original = DepthAnythingForDepthEstimation.forward
+    seen: list[int] = []
+
+    def small_gpu(self, pixel_values, **kw):
+        seen.append(pixel_values.shape[0])
+        if pixel_values.shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return original(self, pixel_values, **kw)
+
+    monkeypatch.setattr(DepthAnythingForDepthEstimation, "forward", small_gpu)
+    out, meta = run_depth(images_table(same), cfg, Loader(same), _no_given, tiny_dir=tiny_dir)
+    assert seen[:3] == [4, 2, 1]
+    assert meta["batch_size"] == 4 and meta["batch_size_used"] == 1 and meta["oom_backoffs"] == 2
+    assert out.num_rows == 5
+    for a, b in zip(ref.to_pylist(), out.to_pylist()):
+        da = decode_depth_map(a["depth_map"], a["map_height"], a["map_width"])
+        db = decode_depth_map(b["depth_map"], b["map_height"], b["map_width"])
+        assert np.allclose(da, db, rtol=1e-2, atol=1e-9)
