@@ -1,6 +1,5 @@
 """The source sensor (registers shards of sources that grew) and the release schedule."""
 
-from __future__ import annotations
 
 import json
 

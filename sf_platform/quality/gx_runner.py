@@ -34,6 +34,8 @@ RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": EXAMPLES}
 # over.  The validation pages are plain HTML tables underneath and stay readable.
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.I | re.S)
 _REMOTE_TAG = re.compile(r"<(?:link|img)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//[^>]*>", re.I)
+# GX links the favicon one folder too shallow for suites with dotted names (a 404 per page).
+_FAVICON = re.compile(r"<link\b[^>]*rel=[\"']?(?:shortcut )?icon[^>]*>", re.I)
 _REMOTE_CSS_URL = re.compile(r"url\(\s*['\"]?(?:https?:)?//[^)]*\)", re.I)
 _OFFLINE_CSS = (
     "<style>body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}"
@@ -240,7 +242,7 @@ def make_offline(folder: str) -> int:
     changed = 0
     for path in Path(folder).rglob("*.html"):
         text = path.read_text(encoding="utf-8")
-        new = _REMOTE_CSS_URL.sub("none", _REMOTE_TAG.sub("", _SCRIPT.sub("", text)))
+        new = _REMOTE_CSS_URL.sub("none", _FAVICON.sub("", _REMOTE_TAG.sub("", _SCRIPT.sub("", text))))
         if new != text:
             new = new.replace("</head>", _OFFLINE_CSS + "</head>", 1)
             path.write_text(new, encoding="utf-8")

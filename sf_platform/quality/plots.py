@@ -113,6 +113,8 @@ def plot_count_histogram(qa_by_task, count_cap: int):
         _empty(ax)
     else:
         ax.bar(np.arange(1, len(hist) + 1), hist, color="#2b7bba")
+        ax.set_xticks(np.arange(1, len(hist) + 1))
+        ax.yaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("count answer")
         ax.set_ylabel("pairs")
     ax.set_title("Counting answers")

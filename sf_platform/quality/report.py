@@ -45,7 +45,8 @@ text-align:left;vertical-align:top}th{background:#eef1f5}td.num{text-align:right
 .gallery{display:flex;flex-wrap:wrap;gap:1rem}.qa-sample{width:480px;margin:0;border:1px solid #dde2e8;
 border-radius:6px;overflow:hidden;background:#fafbfc}.qa-sample img{display:block;max-width:100%}
 .qa-sample figcaption{padding:.5rem;font-size:.85rem}.q{font-weight:600}.a{color:#0b5394;margin-top:.25rem;
-word-break:break-word}.meta{color:#777;font-size:.75rem;margin-top:.25rem;word-break:break-all}
+overflow-wrap:anywhere}.meta{color:#777;font-size:.75rem;margin-top:.25rem}.qa-sample .meta{overflow-wrap:anywhere}
+td a{white-space:nowrap}
 .missing{padding:2rem;color:#c0392b}details{font-size:.8rem}pre{white-space:pre-wrap;word-break:break-word;margin:.25rem 0}
 """
 

@@ -103,7 +103,9 @@ def generate(view: SceneView) -> pa.Table:
         "[", pc.binary_join(pa.ListArray.from_arrays(m_off, _json_items(view).take(tm)), ", "), "]"
     )
     multi_value = concat(
-        "[", pc.binary_join(pa.ListArray.from_arrays(m_off, _compact_boxes(view).take(tm)), ","), "]"
+        "[",
+        pc.binary_join(pa.ListArray.from_arrays(m_off, _compact_boxes(view).take(tm)), ","),
+        "]",
     )
     rows = Rows(
         img=view.img[obj],

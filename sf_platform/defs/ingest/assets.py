@@ -1,6 +1,5 @@
 """Ingest: a source's annotation index, then per shard the curated images/objects/quarantine."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -6,7 +6,6 @@ tag that asks Kubernetes for one ``nvidia.com/gpu`` (node selector and toleratio
 source that already provides the input (boxes, depth maps, keypoints) passes it through.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import pyarrow as pa

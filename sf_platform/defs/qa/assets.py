@@ -7,7 +7,6 @@ downstream assets (the release) do not run.  Each task has its own ``code_versio
 a template re-runs that task only, never the GPU ops.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import pyarrow as pa

@@ -7,7 +7,6 @@ as a whole (balance holds per task over the whole release, not only per shard) b
 ``manifest.json`` finds a complete release.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import pyarrow as pa

@@ -84,6 +84,9 @@ def test_histogram_is_flattened_on_random_scenes():
 
 def test_a_given_zero_count_is_not_asked():
     pts = [obj(1, "Dog", (0, 0, 100, 100))]
-    sc = scene({"p1": image(pts, source="pixmo", image_count=0, image_count_label="apples")}, source="pixmo")
+    sc = scene(
+        {"p1": image(pts, source="pixmo", image_count=0, image_count_label="apples")},
+        source="pixmo",
+    )
     rows = check_table(generate_task("counting", sc, S), "counting")
     assert [(r["fact"]["subject"], r["answer"]) for r in rows] == [("Dog", "1")]
