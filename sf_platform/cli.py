@@ -70,7 +70,8 @@ def run(config_path, dagster_home, release_version, allow_tiny, force, only_sour
 @click.option("--shard-size", default=12, show_default=True)
 def demo(demo_dir, images, shard_size):
     """Render a synthetic sample source and run every asset on it (tiny models, offline)."""
-    from sf_platform.runner import run_pipeline, write_demo_config
+    from sf_platform.demo import write_demo_config
+    from sf_platform.runner import run_pipeline
 
     root = Path(demo_dir).resolve()
     config_path = write_demo_config(root, images, shard_size)

@@ -10,12 +10,10 @@ new shards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import dagster as dg
-import yaml
 
 from sf_platform.core.schemas import TASKS
 
@@ -126,19 +124,3 @@ def _failure_message(res) -> str:
             err = event.step_failure_data.error
             return f"{event.step_key}: {err.message.strip()}"
     return "see the run in the Dagster UI"
-
-
-def write_demo_config(root: Path, images: int, shard_size: int) -> Path:
-    """The demo's config: one synthetic source, tiny models, a local store inside ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
-    config = {
-        "storage": "file://" + str(root / "store"),
-        "sources": [
-            {"name": "synthetic", "format": "synthetic", "images": str(root / "sources" / "synthetic"),
-             "num_images": images, "shard_size": shard_size, "seed": 7},
-        ],
-        "models": {"profile": "tiny", "device": "cpu"},
-    }
-    path = root / "sources.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path

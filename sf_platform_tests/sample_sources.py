@@ -7,12 +7,10 @@ pipeline can be run end to end on both real formats with known content.
 
 from __future__ import annotations
 
-import csv
-import json
-import shutil
 from pathlib import Path
 
 from sf_platform.core.sources.synthetic import generate
+from sf_platform.demo import make_openimages_source  # noqa: F401  (re-exported for tests)
 
 
 def make_objects365_source(root: Path, num_images: int = 6, seed: int = 3) -> dict:
@@ -25,43 +23,6 @@ def make_objects365_source(root: Path, num_images: int = 6, seed: int = 3) -> di
         "annotations": paths.annotations,
         "depth": paths.depth_dir,
         "keypoints": paths.keypoints,
-        "shard_size": 4,
-    }
-
-
-def make_openimages_source(root: Path, num_images: int = 5, seed: int = 11) -> dict:
-    """OpenImages boxes CSV (XMin,XMax,YMin,YMax order, normalized) + classes CSV + <ImageID>.jpg."""
-    paths = generate(root / "oi_synth", num_images=num_images, seed=seed)
-    doc = json.loads(Path(paths.annotations).read_text())
-    out = root / "openimages"
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    mids = {c["id"]: f"/m/0{c['id']:04d}" for c in doc["categories"]}
-    with open(out / "class-descriptions-boxable.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        for c in doc["categories"]:
-            w.writerow([mids[c["id"]], c["name"]])
-    images = {im["id"]: im for im in doc["images"]}
-    image_ids = {}
-    for im in doc["images"]:
-        image_id = f"{im['id']:016x}"
-        image_ids[im["id"]] = image_id
-        shutil.copy(Path(paths.images_dir) / im["file_name"], out / "images" / f"{image_id}.jpg")
-    with open(out / "boxes.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax",
-                    "IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside"])
-        for a in doc["annotations"]:
-            im = images[a["image_id"]]
-            x, y, bw, bh = a["bbox"]
-            W, H = im["width"], im["height"]
-            w.writerow([image_ids[a["image_id"]], "xclick", mids[a["category_id"]], 1,
-                        x / W, (x + bw) / W, y / H, (y + bh) / H, 0, 0, int(a.get("iscrowd", 0)), 0, 0])
-    return {
-        "name": "oi",
-        "format": "openimages",
-        "images": str(out / "images"),
-        "annotations": str(out / "boxes.csv"),
-        "classes": str(out / "class-descriptions-boxable.csv"),
         "shard_size": 4,
     }
 

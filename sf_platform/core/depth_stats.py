@@ -40,6 +40,12 @@ MAX_LOG_SPREAD = 0.4
 # of its area).  Box corners are mostly background for non-rectangular objects; the centre of
 # a box is mostly the object for convex and roughly convex shapes.
 CENTRAL_FRACTION = 0.5
+# Without a trusted mask the object's depth is only trustworthy when its whole box is one
+# depth layer: anything else visible in a box is background (farther) or an occluder (nearer),
+# and the central part of a table's or a lamp's box can be all wall.  The layer test uses the
+# 1st..99th percentiles of the whole box so that an object covering only a few percent of its
+# box (a thin pole against a wall) still shows up as a second layer.
+BOX_LAYER_PERCENTILES = (1, 99)
 
 
 def map_shape(height: int, width: int, max_side: int = DEPTH_MAX_SIDE) -> tuple[int, int]:
@@ -145,6 +151,16 @@ def is_reliable(n_pixels: int, p10: float, p90: float, image_min: float | None, 
     return True
 
 
+def _box_is_one_layer(d, valid, box, image_w, image_h, lo, hi, depth_kind) -> bool:
+    """Whole box at one depth (see ``BOX_LAYER_PERCENTILES``): the box fallback is trusted."""
+    region = _box_region(box, 1.0, image_w, image_h, *d.shape)
+    values = d[region & valid]
+    if values.size < MIN_DEPTH_PIXELS:
+        return False
+    p_lo, p_hi = (float(v) for v in np.percentile(values, BOX_LAYER_PERCENTILES))
+    return is_reliable(values.size, p_lo, p_hi, lo, hi, depth_kind)
+
+
 def object_depth_stats(
     depth: np.ndarray,
     depth_kind: str,
@@ -184,6 +200,8 @@ def object_depth_stats(
         if values.size >= MIN_DEPTH_PIXELS or (name == "points" and values.size):
             p10, med, p90 = (float(v) for v in np.percentile(values, [10, 50, 90]))
             reliable = name != "points" and is_reliable(values.size, p10, p90, lo, hi, depth_kind)
+            if reliable and name == "box_center":
+                reliable = _box_is_one_layer(d, valid, box, image_width, image_height, lo, hi, depth_kind)
             return DepthStats(med, p10, p90, int(values.size), name, reliable)
 
     if box is not None:

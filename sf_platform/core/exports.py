@@ -13,8 +13,10 @@ LLaVA's loaders count tokens against images).
   convention), grounding answers as ``{"bbox_2d": [...], "label": ...}`` JSON.
 - InternVL: adds ``"width"``/``"height"``; every object named by its box becomes
   ``<ref>the chair</ref><box>[[x1,y1,x2,y2]]</box>``, any other printed box
-  ``<box>[[x1,y1,x2,y2]]</box>``, and grounding answers ``<ref>chair</ref><box>[[...], ...]</box>``
-  (InternVL's grounding format, also [0, 1000]).
+  ``<box>[[x1,y1,x2,y2]]</box>``; grounding pairs use InternVL's own prompt ("Please provide
+  the bounding box coordinate of the region this sentence describes: <ref>the chair</ref>")
+  and answer ``<ref>chair</ref><box>[[...], ...]</box>`` (also [0, 1000]), since a question
+  asking for JSON must not be answered with tags.
 - LLaVA: the Qwen-VL record as is ([0, 1000] boxes; LLaVA-1.5's own [0, 1] padded-square
   boxes would need the image to re-pad, which the exports do not load).
 
@@ -31,9 +33,12 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sf_platform.core.qa.templates import BY_ID
+
 FORMATS = ("qwen", "internvl", "llava")
 IMAGE_TOKEN = "<image>"
 _COLUMNS = (
+    "template_id",
     "qa_id",
     "task",
     "source",
@@ -76,11 +81,32 @@ def _internvl_grounding_answer(answer: str) -> str:
     return f"<ref>{label}</ref><box>[{boxes}]</box>"
 
 
+def _slot(template_id: str, question: str) -> str | None:
+    """The text a grounding question put into its single slot (None if it does not parse)."""
+    t = BY_ID.get(template_id)
+    if t is None or len(t.slots) != 1:
+        return None
+    m = re.fullmatch(re.escape(t.pieces[0]) + "(.+)" + re.escape(t.pieces[1]), question)
+    return m.group(1) if m else None
+
+
+def _internvl_grounding_question(row: dict) -> str:
+    """InternVL's own grounding prompt (its answers are ``<ref>``/``<box>`` tags, not JSON)."""
+    phrase = _slot(row["template_id"], row["question"])
+    if phrase is None:
+        return internvl_text(row["question"])
+    if BY_ID[row["template_id"]].kind == "multi":
+        return f"Please provide the bounding box coordinates of every region this describes: <ref>every {phrase}</ref>"
+    return f"Please provide the bounding box coordinate of the region this sentence describes: <ref>the {phrase}</ref>"
+
+
 def _turns(row: dict, fmt: str) -> tuple[str, str]:
     q, a = row["question"], row["answer"]
     if fmt == "internvl":
-        q = internvl_text(q)
-        a = _internvl_grounding_answer(a) if row["task"] == "grounding" else internvl_text(a)
+        if row["task"] == "grounding":
+            q, a = _internvl_grounding_question(row), _internvl_grounding_answer(a)
+        else:
+            q, a = internvl_text(q), internvl_text(a)
     return q, a
 
 

@@ -15,8 +15,8 @@ expectation than a frame of two columns.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -32,8 +32,7 @@ LEFT_RIGHT_TASKS = ("left_right", "perspective")
 NUMBER_WORDS = {
     w: i
     for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
     )
 }
 # Balance signals: column -> (tasks it applies to, None = every task that has such answers).
@@ -78,6 +77,11 @@ def _arr(a) -> pa.Array:
     return a
 
 
+def _fill(a, value):
+    """``fill_null`` that does not copy a column without nulls (the usual case)."""
+    return a if a.null_count == 0 else pc.fill_null(a, value)
+
+
 def _np(a, dtype=np.float64) -> np.ndarray:
     """Arrow numeric/bool -> numpy ``dtype`` (float: NaN for null)."""
     a = _arr(a)
@@ -105,7 +109,7 @@ def _boxes_np(col) -> np.ndarray:
     out = np.full((len(a), 4), np.nan)
     if not len(a):
         return out
-    lens = _np(pc.fill_null(pc.list_value_length(a), 0), np.int64)
+    lens = _np(_fill(pc.list_value_length(a), 0), np.int64)
     ok = lens == 4
     if ok.all() and a.offset == 0 and not pa.types.is_fixed_size_list(a.type):
         vals = a.values.slice(a.offsets[0].as_py(), 4 * len(a))
@@ -119,7 +123,7 @@ def _boxes_np(col) -> np.ndarray:
 def _encode(a) -> tuple[np.ndarray, list]:
     """Dictionary codes (int64, -1 for null) and the dictionary as Python values."""
     enc = _arr(pc.dictionary_encode(a))
-    codes = _np(pc.fill_null(enc.indices, -1), np.int64)
+    codes = _np(_fill(enc.indices, -1), np.int64)
     return codes, enc.dictionary.to_pylist()
 
 
@@ -141,8 +145,8 @@ def _per_task_image_counts(tcode: np.ndarray, img: np.ndarray, n_img: int, n_tas
 
 def _word_polarity(text, yes_words: str, no_words: str) -> np.ndarray:
     """1.0 if ``text`` says only one of ``yes_words``, 0.0 if only ``no_words``, NaN otherwise."""
-    a = _np(pc.fill_null(pc.match_substring_regex(text, rf"\b({yes_words})\b", ignore_case=True), False), bool)
-    b = _np(pc.fill_null(pc.match_substring_regex(text, rf"\b({no_words})\b", ignore_case=True), False), bool)
+    a = _np(_fill(pc.match_substring_regex(text, rf"\b({yes_words})\b", ignore_case=True), False), bool)
+    b = _np(_fill(pc.match_substring_regex(text, rf"\b({no_words})\b", ignore_case=True), False), bool)
     out = np.full(len(a), np.nan)
     out[a & ~b] = 1.0
     out[b & ~a] = 0.0
@@ -160,15 +164,15 @@ def polarity(answer, question, yes_words: str, no_words: str) -> np.ndarray:
 
 def yes_share_signal(answer) -> np.ndarray:
     """1.0 for a yes answer, 0.0 for a no answer, NaN for any other answer."""
-    yes = _np(pc.fill_null(pc.match_substring_regex(answer, r"^\s*yes\b", ignore_case=True), False), bool)
-    no = _np(pc.fill_null(pc.match_substring_regex(answer, r"^\s*no\b", ignore_case=True), False), bool)
+    yes = _np(_fill(pc.match_substring_regex(answer, r"^\s*yes\b", ignore_case=True), False), bool)
+    no = _np(_fill(pc.match_substring_regex(answer, r"^\s*no\b", ignore_case=True), False), bool)
     return np.where(yes, 1.0, np.where(no, 0.0, np.nan))
 
 
 def parse_count(arr) -> np.ndarray:
     """The integer of a counting answer or fact value ("2", "There are 2.", "two"), else
     UNPARSEABLE (also for text with two numbers: which one is the count is ambiguous)."""
-    text = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
+    text = pc.utf8_trim_whitespace(_fill(arr, ""))
     m = pc.extract_regex(text, r"^[^0-9]*?(?P<n>[0-9]+)[^0-9]*$")
     out = _np(pc.struct_field(m, "n")).copy() if len(text) else np.zeros(0)
     missing = np.isnan(out)
@@ -239,7 +243,7 @@ def grounding_box_diff(answers, fact_values, obj_start, obj_count, cats, coords)
     out = np.full(n, UNPARSEABLE)
     if not n:
         return out
-    m = pc.extract_regex(pc.fill_null(answers, ""), GROUNDING_RE)
+    m = pc.extract_regex(_fill(answers, ""), GROUNDING_RE)
     matched = _np(pc.is_valid(m), bool) & (obj_count == 1)
     fast = np.nonzero(matched)[0]
     if len(fast):
@@ -248,8 +252,8 @@ def grounding_box_diff(answers, fact_values, obj_start, obj_count, cats, coords)
         obj_box = coords[obj_start[fast]]
         diff = np.abs(ans_box - obj_box).max(axis=1)
         label = _np(pc.utf8_lower(pc.struct_field(mf, "label")), object)
-        cat = _np(pc.utf8_lower(pc.fill_null(_take(cats, obj_start[fast]), "")), object)
-        fact = _np(pc.replace_substring_regex(pc.fill_null(_take(fact_values, fast), ""), r"\s+", ""), object)
+        cat = _np(pc.utf8_lower(_fill(_take(cats, obj_start[fast]), "")), object)
+        fact = _np(pc.replace_substring_regex(_fill(_take(fact_values, fast), ""), r"\s+", ""), object)
         bad = np.isnan(diff) | (label != cat) | (fact != box_strings(obj_box))
         out[fast] = np.where(bad, UNPARSEABLE, diff)
     slow = np.nonzero(~matched)[0]
@@ -285,7 +289,7 @@ def answer_keys(task, template_id, answer, allowed: AllowedAnswers):
     A template the generator does not know (``allowed`` raises LookupError/ValueError) is
     treated as closed with an empty set, so its rows fail instead of passing unchecked.
     """
-    tmpl = pc.binary_join_element_wise(pc.fill_null(task, ""), pc.fill_null(template_id, ""), "/")
+    tmpl = pc.binary_join_element_wise(_fill(task, ""), _fill(template_id, ""), "/")
     codes, names = _encode(tmpl)
     allowed_keys: set[str] = set()
     closed = np.zeros(len(names), dtype=bool)
@@ -299,7 +303,7 @@ def answer_keys(task, template_id, answer, allowed: AllowedAnswers):
             closed[i] = True
             allowed_keys.update(f"{key} -> {a}" for a in answers)
     rows = np.nonzero(closed[codes])[0] if len(codes) else np.zeros(0, np.int64)
-    keys = pc.binary_join_element_wise(_take(tmpl, rows), pc.fill_null(_take(answer, rows), "<null>"), " -> ")
+    keys = pc.binary_join_element_wise(_take(tmpl, rows), _fill(_take(answer, rows), "<null>"), " -> ")
     return rows, keys, sorted(allowed_keys)
 
 
@@ -310,8 +314,8 @@ def scene_columns(image_ids, object_ids, coords, scene: pa.Table) -> dict:
     """Per mentioned object: found in the scene (same image_id and object_id), its QA box's
     largest difference from the scene's bbox_1000, and the scene pixel box's overflow past the
     image border and shortest side (NaN where not found or no pixel box)."""
-    key = lambda img, obj: pc.binary_join_element_wise(pc.fill_null(img, ""), pc.fill_null(obj, ""), "\x1f")  # noqa: E731
-    pos = _np(pc.fill_null(pc.index_in(key(image_ids, object_ids), value_set=_arr(key(scene.column("image_id"), scene.column("object_id")))), -1), np.int64)
+    key = lambda img, obj: pc.binary_join_element_wise(_fill(img, ""), _fill(obj, ""), "\x1f")
+    pos = _np(_fill(pc.index_in(key(image_ids, object_ids), value_set=_arr(key(scene.column("image_id"), scene.column("object_id")))), -1), np.int64)
     found = pos >= 0
     m = len(pos)
     box_diff = np.full(m, np.nan)
@@ -351,14 +355,14 @@ def derive(
     # and every compute call on a chunked column would otherwise re-combine it).
     qa = pa.table({c: _arr(qa.column(c)) for c in ("qa_id", "task", "image_id", "image_uri", "question",
                                                    "answer", "template_id", "objects", "fact")})
-    task_codes, present = _encode(pc.fill_null(qa.column("task"), ""))
+    task_codes, present = _encode(_fill(qa.column("task"), ""))
     task_names = sorted(set(present) | set(tasks or ()))
     remap = np.array([task_names.index(t) for t in present] or [0], dtype=np.int64)
     tcode = remap[task_codes] if n else np.zeros(0, np.int64)
     rows_of = {t: np.nonzero(tcode == i)[0] for i, t in enumerate(task_names)}
 
     objs = _arr(qa.column("objects"))
-    obj_count = _np(pc.fill_null(pc.list_value_length(objs), 0), np.int64) if n else np.zeros(0, np.int64)
+    obj_count = _np(_fill(pc.list_value_length(objs), 0), np.int64) if n else np.zeros(0, np.int64)
     obj_start = np.r_[0, np.cumsum(obj_count)[:-1]] if n else np.zeros(0, np.int64)
     parent = np.repeat(np.arange(n), obj_count)
     flat = pc.list_flatten(objs)
@@ -372,17 +376,17 @@ def derive(
 
     # pairs: identity and texts of every row
     qa_codes, _ = _encode(qa.column("qa_id"))
-    img_codes, img_names = _encode(pc.fill_null(qa.column("image_uri"), ""))
+    img_codes, img_names = _encode(_fill(qa.column("image_uri"), ""))
     pairs_on_image, images_per_task = _per_task_image_counts(tcode, img_codes, len(img_names), len(task_names))
     pairs = {  # no "row" column: a pairs row is the QA row of the same position
         "qa_id_code": np.where(qa_codes < 0, np.nan, qa_codes.astype(np.float64)),
-        "question_chars": _np(pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(question)), 0)),
-        "answer_chars": _np(pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(answer)), 0)),
+        "question_chars": _np(_fill(pc.utf8_length(pc.utf8_trim_whitespace(question)), 0)),
+        "answer_chars": _np(_fill(pc.utf8_length(pc.utf8_trim_whitespace(answer)), 0)),
         "pairs_on_image": pairs_on_image,
         "pairs_cap": np.array([per_image_cap(t, settings) for t in task_names] or [0], dtype=np.float64)[tcode],
     }
     if images is not None:
-        pairs["image_in_curated"] = _np(pc.fill_null(pc.is_in(qa.column("image_uri"), value_set=_arr(pc.unique(images.column("image_uri")))), False))
+        pairs["image_in_curated"] = _np(_fill(pc.is_in(qa.column("image_uri"), value_set=_arr(pc.unique(images.column("image_uri")))), False))
     frames["pairs"] = pd.DataFrame(pairs)
 
     closed_rows, keys, allowed_keys = answer_keys(qa.column("task"), qa.column("template_id"), answer, allowed)
@@ -418,7 +422,7 @@ def derive(
         ans_t, q_t = _take(answer, r), _take(question, r)
         signals = {"is_yes": yes_share_signal(ans_t)}
         if t in TWO_OBJECT_TASKS:
-            same = _np(pc.fill_null(pc.equal(_take(fact_subject, r), _take(first_id, r)), False))
+            same = _np(_fill(pc.equal(_take(fact_subject, r), _take(first_id, r)), False))
             signals["first_correct"] = np.where(obj_count[r] >= 2, same, np.nan)
         if t in LEFT_RIGHT_TASKS:
             signals["says_left"] = polarity(ans_t, q_t, "left", "right")
@@ -432,7 +436,7 @@ def derive(
                 d.signal_share[(signal, t)] = float(v[has].mean())
         cols = {"row": r}
         category = _take(fact_subject, r) if t == "counting" else _take_or_null(cats, first[r])
-        cat_codes, cat_names = _encode(pc.fill_null(category, "<none>"))
+        cat_codes, cat_names = _encode(_fill(category, "<none>"))
         sizes = np.bincount(cat_codes, minlength=len(cat_names))
         cols["category_share"] = sizes[cat_codes] / len(r)
         top = int(np.argmax(sizes))

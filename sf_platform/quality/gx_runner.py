@@ -32,11 +32,11 @@ RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": EXAMPLES}
 # and show logos hosted on S3; the report must open on a machine without internet and without
 # console errors, so all scripts and remote assets are removed and a small inline style takes
 # over.  The validation pages are plain HTML tables underneath and stay readable.
-_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.I | re.S)
-_REMOTE_TAG = re.compile(r"<(?:link|img)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//[^>]*>", re.I)
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.IGNORECASE | re.DOTALL)
+_REMOTE_TAG = re.compile(r"<(?:link|img)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//[^>]*>", re.IGNORECASE)
 # GX links the favicon one folder too shallow for suites with dotted names (a 404 per page).
-_FAVICON = re.compile(r"<link\b[^>]*rel=[\"']?(?:shortcut )?icon[^>]*>", re.I)
-_REMOTE_CSS_URL = re.compile(r"url\(\s*['\"]?(?:https?:)?//[^)]*\)", re.I)
+_FAVICON = re.compile(r"<link\b[^>]*rel=[\"']?(?:shortcut )?icon[^>]*>", re.IGNORECASE)
+_REMOTE_CSS_URL = re.compile(r"url\(\s*['\"]?(?:https?:)?//[^)]*\)", re.IGNORECASE)
 _OFFLINE_CSS = (
     "<style>body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}"
     "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;"

@@ -14,7 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sf_platform.quality.derived import LEFT_RIGHT_TASKS, TWO_OBJECT_TASKS, polarity, yes_share_signal
+from sf_platform.quality.derived import (
+    LEFT_RIGHT_TASKS,
+    TWO_OBJECT_TASKS,
+    polarity,
+    yes_share_signal,
+)
 
 DPI = 100
 SIZE = (6.4, 3.6)
@@ -145,7 +150,7 @@ def plot_box_sizes(qa_by_task):
         ax.set_ylabel("mentioned objects")
     ax.set_title("Box sizes")
     q = np.quantile(area, [0.1, 0.5, 0.9]).tolist() if len(area) else []
-    return _png(fig), {"boxes": int(len(b)), "area_quantiles_10_50_90": q}
+    return _png(fig), {"boxes": len(b), "area_quantiles_10_50_90": q}
 
 
 def plot_box_centres(qa_by_task, bins: int = 20):
@@ -185,7 +190,7 @@ def plot_depth_gap(qa_by_task, threshold: float | None = None):
         ax.set_ylabel("near_far pairs")
     ax.set_title("Depth gap of near/far pairs")
     below = int((margin < threshold).sum()) if threshold is not None else 0
-    return _png(fig), {"pairs": int(len(margin)), "below_threshold": below,
+    return _png(fig), {"pairs": len(margin), "below_threshold": below,
                        "min": float(margin.min()) if len(margin) else None}
 
 
@@ -234,5 +239,5 @@ def plot_qa_per_image(qa_by_task):
         ax.set_xlabel("QA pairs on the image (all tasks)")
         ax.set_ylabel("images")
     ax.set_title("QA pairs per image")
-    return _png(fig), {"images": int(len(per)), "mean": float(per.mean()) if len(per) else 0.0,
+    return _png(fig), {"images": len(per), "mean": float(per.mean()) if len(per) else 0.0,
                        "max": int(per.max()) if len(per) else 0}

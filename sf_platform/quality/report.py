@@ -15,7 +15,7 @@ import html
 import json
 import os
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,7 +28,7 @@ from sf_platform.storage.object_store import ObjectStore
 
 # Large animated GIFs of GX's own "getting started" banner: not referenced once scripts are
 # stripped (gx_runner.make_offline), so they are not copied into the release.
-_DOCS_SKIP = re.compile(r"\.gif$", re.I)
+_DOCS_SKIP = re.compile(r"\.gif$", re.IGNORECASE)
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2329;background:#f6f7f9}
@@ -99,9 +99,9 @@ def report_summary_markdown(qa_by_task: dict[str, pa.Table], funnel: dict, valid
     h = headline(qa_by_task, funnel, validation)
     status = "all checks passed" if h["checks_passed"] else f"**{h['failed_error']} ERROR expectation(s) failed**"
     lines = [
-        f"**{h['qa_pairs']:,} QA pairs** on {h['images_with_qa']:,} images "
-        f"({h['curated_images']:,} curated of {h['source_images']:,} source images); {status}, "
-        f"{h['failed_warn']} warning(s).",
+        (f"**{h['qa_pairs']:,} QA pairs** on {h['images_with_qa']:,} images "
+         f"({h['curated_images']:,} curated of {h['source_images']:,} source images); {status}, "
+         f"{h['failed_warn']} warning(s)."),
         "",
         "| task | pairs |",
         "|---|---|",
@@ -274,7 +274,7 @@ def build_report(
         f"{_e(json.dumps(data, default=str)[:400])}</figcaption></figure>"
         for key, title, _, data in figures
     )
-    generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>sf_platform data quality: {_e(version)}</title><style>{CSS}</style></head>

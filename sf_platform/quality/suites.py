@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import pyarrow as pa
 
@@ -129,8 +129,8 @@ class ValidationReport:
     def summary_markdown(self) -> str:
         status = "passed" if self.passed else "FAILED"
         lines = [
-            f"**{self.table}**: {status}, {self.rows:,} rows, {len(self.outcomes)} expectations "
-            f"({len(self.failures())} failed, {sum(o.skipped for o in self.outcomes)} skipped)",
+            (f"**{self.table}**: {status}, {self.rows:,} rows, {len(self.outcomes)} expectations "
+             f"({len(self.failures())} failed, {sum(o.skipped for o in self.outcomes)} skipped)"),
             "",
             "| expectation | severity | result | unexpected | rows |",
             "|---|---|---|---|---|",

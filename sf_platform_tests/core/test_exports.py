@@ -41,7 +41,9 @@ def test_internvl_adds_size_and_ref_box_tags(example):
         )
     g = example["grounding"]
     for row, r in zip(g.to_pylist(), exports.to_internvl(g)):
-        ans = r["conversations"][1]["value"]
+        q, ans = r["conversations"][0]["value"], r["conversations"][1]["value"]
+        assert "JSON" not in q and q.startswith("<image>\nPlease provide the bounding box")
+        assert ("<ref>every chair</ref>" in q) == (len(row["objects"]) > 1)
         boxes = ",".join("[" + ",".join(map(str, o["bbox_1000"])) + "]" for o in row["objects"])
         assert ans.startswith("<ref>") and ans.endswith(f"</ref><box>[{boxes}]</box>")
 

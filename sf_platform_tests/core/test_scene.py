@@ -221,16 +221,19 @@ def test_synthetic_scenes_depth_and_facing_match_ground_truth(tmp_path):
     assert pmeta["counts"]["estimated"] == 0
     scene = {r["object_id"]: r for r in build_scene(images, objects, masks_t, depth_t, poses_t).to_pylist()}
 
-    # With box masks the depth region is the box centre, which is the object itself only for
-    # silhouettes that fill their box centre; a table's or a lamp's box centre is the room
-    # behind it (that is what SAM masks are for, see test_trusted_sam_like_mask_beats_box_centre).
+    # With box masks the depth comes from the box centre and is trusted only when the whole box
+    # is one depth layer (depth_stats.BOX_LAYER_PERCENTILES): a table's or a lamp's box centre
+    # can be the room behind it.  So every object marked reliable, whatever its shape or
+    # occlusion, must have its true depth; objects that fill their box are mostly kept.
+    for g in gt:
+        row = scene[g["object_id"]]
+        if row["depth_reliable"] and not g["is_crowd"]:
+            assert row["depth_median"] == pytest.approx(g["true_depth"], rel=2e-3), g["category"]
     clear = [g for g in gt if g["visible_fraction"] >= 0.999 and not g["is_truncated"] and not g["is_crowd"]
              and g["category"] in FILLS_BOX_CENTRE]
     assert len(clear) >= 20
     reliable = [g for g in clear if scene[g["object_id"]]["depth_reliable"]]
-    for g in reliable:
-        assert scene[g["object_id"]]["depth_median"] == pytest.approx(g["true_depth"], rel=2e-3), g["category"]
-    assert len(reliable) >= 0.7 * len(clear)
+    assert len(reliable) >= 0.3 * len(clear)
     persons = [g for g in gt if g["category"] == "person" and g["facing"]]
     assert persons
     confident = 0

@@ -6,7 +6,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sf_platform.quality.derived import UNPARSEABLE, box_strings, parse_count, parse_grounding, polarity, yes_share_signal
+from sf_platform.quality.derived import (
+    UNPARSEABLE,
+    box_strings,
+    parse_count,
+    parse_grounding,
+    polarity,
+    yes_share_signal,
+)
 
 
 def test_parse_count():

@@ -66,6 +66,10 @@ def build_perception_assets(cfg: Config) -> list[dg.AssetsDefinition]:
         c = platform.load()
         table, meta = run_depth(images, c.models, _image_loader(c),
                                 lambda uri: read_depth_map(uri, c.s3))
+        # Curation already quarantines bad given depth maps; anything the op still rejects is
+        # listed here rather than dropped silently.
+        rejected = meta.pop("quarantine", [])
+        meta["rejected_depth_maps"] = rejected
         return dg.Output(table, metadata=_model_metadata(meta))
 
     @dg.asset(**gpu, description="Person keypoints (ViTPose, or given COCO keypoints) and a "
