@@ -323,3 +323,18 @@ def test_great_expectations_is_not_imported_until_validation():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_generated_qa_passes_the_gate():
+    """The real generators' output (with the real templates' allowed_answers) passes every
+    ERROR expectation, per task as a partition gate would run it."""
+    from sf_platform.core.qa.generate import generate_tasks
+    from sf_platform_tests.core.qa.scenes import random_scene
+
+    settings = QASettings()
+    scene = random_scene(150, seed=3)
+    n_images = len(pc.unique(scene.column("image_id")))
+    for task, table in generate_tasks(scene, settings).items():
+        report = validate_qa(table, settings, scene=scene, expected_images=n_images, tasks=[task], name=task)
+        assert table.num_rows > 0
+        assert report.passed and not report.failures(), report.summary_markdown()
