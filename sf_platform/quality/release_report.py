@@ -7,6 +7,7 @@ QA assets before anything was written.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -26,21 +27,31 @@ def load_qa_tables(store: ObjectStore, keys_by_task: dict[str, list[str]]) -> di
     return {task: store.read_tables(keys, schema=QA) for task, keys in keys_by_task.items()}
 
 
-def write_release_report(store: ObjectStore, version: str, keys_by_task: dict[str, list[str]],
-                         funnel: dict, settings, s3=None) -> ReleaseReport:
-    from sf_platform.quality.report import build_report, report_summary_markdown
-    from sf_platform.quality.suites import validate_qa
+def _write(store, version, tables, funnel, validation, settings, s3) -> str:
+    from sf_platform.quality.report import build_report
 
-    tables = load_qa_tables(store, keys_by_task)
-    docs_dir = None
-    validation = {task: validate_qa(t, settings, data_docs_dir=docs_dir) for task, t in tables.items() if t.num_rows}
     endpoint = s3.endpoint_url if s3 else None
     region = s3.region if s3 else None
 
     def load_image_bytes(uri: str) -> bytes:
         return read_uri(uri, endpoint, region)
 
-    key = build_report(store, version, tables, funnel, validation, load_image_bytes)
+    return build_report(store, version, tables, funnel, validation, load_image_bytes, settings=settings)
+
+
+def write_release_report(store: ObjectStore, version: str, keys_by_task: dict[str, list[str]],
+                         funnel: dict, settings, s3=None) -> ReleaseReport:
+    from sf_platform.quality.report import report_summary_markdown
+    from sf_platform.quality.suites import validate_qa
+
+    tables = load_qa_tables(store, keys_by_task)
+    with tempfile.TemporaryDirectory() as docs_dir:
+        validation = {
+            task: validate_qa(t, settings, data_docs_dir=f"{docs_dir}/{task}", name=task)
+            for task, t in tables.items()
+            if t.num_rows
+        }
+        key = _write(store, version, tables, funnel, validation, settings, s3)
     summary = report_summary_markdown(tables, funnel, validation)
     return ReleaseReport(index_key=key, summary_markdown=summary,
                          passed=all(v.passed for v in validation.values()))
