@@ -78,6 +78,14 @@ def test_run_produces_design_tables(store: ObjectStore, tmp_path, monkeypatch):
     assert all(o365_images.column("depth_uri").to_pylist())  # given depth carried through
     assert store.exists("release/t1/manifest.json")
 
+    # The release re-exports and reports its counts through the CLI.
+    exported = CliRunner().invoke(main, ["export", "--release", "t1", "--format", "internvl",
+                                         "--config", str(cfg_path)], catch_exceptions=False)
+    assert exported.exit_code == 0, exported.output
+    assert exported.output.count("exports/internvl/") >= 6
+    stats = CliRunner().invoke(main, ["stats", "t1", "--config", str(cfg_path)], catch_exceptions=False)
+    assert stats.exit_code == 0 and "grounding" in stats.output
+
     # A second run finds nothing changed and skips every shard.
     again = CliRunner().invoke(main, args[:-3], catch_exceptions=False)
     assert again.exit_code == 0, again.output

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from sf_platform.core.schemas import QA
+from sf_platform.core.schemas import IMAGES, QA, SCENE
 from sf_platform.storage.object_store import ObjectStore, read_uri
 
 
@@ -45,9 +45,13 @@ def write_release_report(store: ObjectStore, version: str, keys_by_task: dict[st
     from sf_platform.quality.suites import validate_qa
 
     tables = load_qa_tables(store, keys_by_task)
+    # The identity checks need the scene and curated images the QA tables were built from.
+    scene = store.read_tables(store.list("assets/scene", ".parquet"), schema=SCENE)
+    images = store.read_tables(store.list("assets/images", ".parquet"), schema=IMAGES)
     with tempfile.TemporaryDirectory() as docs_dir:
         validation = {
-            task: validate_qa(t, settings, data_docs_dir=f"{docs_dir}/{task}", name=task)
+            task: validate_qa(t, settings, scene=scene, images=images, expected_images=images.num_rows,
+                              data_docs_dir=f"{docs_dir}/{task}", name=task)
             for task, t in tables.items()
             if t.num_rows
         }
