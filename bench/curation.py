@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,22 +26,15 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import describe
+
 from sf_platform.core import schemas
 from sf_platform.core.curation import curate_shard
 from sf_platform.core.imaging import decode_image
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, Pillow {Image.__version__}"
+    return describe(f"Pillow {Image.__version__}")
 
 
 def real_photos(n: int, seed: int = 0, noise: float = 0.0) -> list[bytes]:

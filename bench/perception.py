@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import torch
+from machine import describe
 from PIL import Image
 
 from sf_platform.config import ModelsConfig
@@ -47,15 +46,8 @@ POINT_OBJECTS_PER_IMAGE = 2
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{os.cpu_count()} cores, {cpu}{gpu}; torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), python {platform.python_version()}")
+    gpu = f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU"
+    return describe(gpu, f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
 # --- inputs ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import time
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from machine import describe
 
 from sf_platform.core import schemas
 from sf_platform.core.qa.generate import generate_tasks
@@ -74,18 +75,7 @@ CATEGORIES = [
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}"
-    )
+    return describe(platform.machine())
 
 
 def synthetic_scene(
