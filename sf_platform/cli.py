@@ -49,7 +49,8 @@ def main() -> None:
 @click.option("--allow-tiny", is_flag=True, help="Let a release contain tiny-model (test) outputs.")
 @click.option("--force", is_flag=True, help="Re-run shards even when their content did not change.")
 @click.option("--source", "only_sources", multiple=True, help="Only these sources (repeatable).")
-def run(config_path, dagster_home, release_version, allow_tiny, force, only_sources):
+@click.option("--workers", default=1, show_default=True, help="Shards run in parallel, one process each.")
+def run(config_path, dagster_home, release_version, allow_tiny, force, only_sources, workers):
     """Index every source, register its shards as partitions and materialize them through Dagster."""
     from sf_platform.runner import run_pipeline
 
@@ -58,7 +59,8 @@ def run(config_path, dagster_home, release_version, allow_tiny, force, only_sour
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
     result = run_pipeline(
         str(Path(config_path).resolve()), cfg, release_version=release_version,
-        allow_tiny=allow_tiny, force=force, only_sources=list(only_sources) or None, echo=click.echo,
+        allow_tiny=allow_tiny, force=force, only_sources=list(only_sources) or None, workers=workers,
+        echo=click.echo,
     )
     if not result.ok:
         raise click.ClickException(f"{len(result.failed)} run(s) failed: {', '.join(result.failed)}")
@@ -68,7 +70,8 @@ def run(config_path, dagster_home, release_version, allow_tiny, force, only_sour
 @click.option("--dir", "demo_dir", default="demo", show_default=True, help="Where the demo writes everything.")
 @click.option("--images", default=48, show_default=True, help="Synthetic scenes to render.")
 @click.option("--shard-size", default=12, show_default=True)
-def demo(demo_dir, images, shard_size):
+@click.option("--workers", default=2, show_default=True, help="Shards run in parallel, one process each.")
+def demo(demo_dir, images, shard_size, workers):
     """Render a synthetic sample source and run every asset on it (tiny models, offline)."""
     from sf_platform.demo import write_demo_config
     from sf_platform.runner import run_pipeline
@@ -78,7 +81,8 @@ def demo(demo_dir, images, shard_size):
     home = _prepare_instance(str(root / "dagster_home"))
     os.environ[CONFIG_ENV] = str(config_path)
     cfg = _load(str(config_path))
-    result = run_pipeline(str(config_path), cfg, release_version="demo", allow_tiny=True, echo=click.echo)
+    result = run_pipeline(str(config_path), cfg, release_version="demo", allow_tiny=True, workers=workers,
+                          echo=click.echo)
     store_root = cfg.storage
     click.echo("")
     click.echo(f"Outputs:        {store_root}/  (assets/, quarantine/, release/demo/)")

@@ -48,7 +48,7 @@ class SourceConfig(_Strict):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _required_per_format(self) -> "SourceConfig":
+    def _required_per_format(self) -> SourceConfig:
         fmt = self.format
         if fmt in ("objects365", "openimages", "pixmo") and not self.annotations:
             raise ValueError(f"format {fmt} needs 'annotations'")
@@ -141,7 +141,7 @@ def _storage_url(base: Path, value: str) -> str:
     """``s3://...`` stays; a local folder (with or without ``file://``) becomes absolute."""
     if value.startswith("s3://") or ("://" in value and not value.startswith("file://")):
         return value
-    path = value[len("file://"):] if value.startswith("file://") else value
+    path = value.removeprefix("file://")
     return "file://" + str((base / os.path.expanduser(path)).resolve())
 
 
@@ -158,9 +158,10 @@ def _check_paths(cfg: Config) -> list[str]:
             if not Path(value).exists():
                 problems.append(f"sources[{i}].{key}: path does not exist: {value}")
     ckpt = cfg.models.masks.checkpoint
-    if ckpt and "://" not in ckpt and cfg.models.profile == "real" and cfg.models.masks.backend == "sam":
-        if not Path(ckpt).exists():
-            problems.append(f"models.masks.checkpoint: path does not exist: {ckpt}")
+    local_ckpt = ckpt and "://" not in ckpt
+    uses_ckpt = cfg.models.profile == "real" and cfg.models.masks.backend == "sam"
+    if local_ckpt and uses_ckpt and not Path(ckpt).exists():
+        problems.append(f"models.masks.checkpoint: path does not exist: {ckpt}")
     return problems
 
 

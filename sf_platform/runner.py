@@ -56,6 +56,65 @@ def _complete(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
     return done
 
 
+def _shards_to_run(instance, summary, source: str, force: bool) -> tuple[list[str], list[str]]:
+    """(shards to run, shards skipped because their content and QA tables are unchanged)."""
+    keys = [f"{source}/{shard}" for shard in sorted(summary.shards)]
+    if force:
+        return keys, []
+    last = _last_shard_hashes(instance, keys)
+    complete = _complete(instance, keys)
+    run, skipped = [], []
+    for key in keys:
+        unchanged = key in complete and last.get(key) == summary.shards[key.rsplit("/", 1)[1]]
+        (skipped if unchanged else run).append(key)
+    return run, skipped
+
+
+def _run_shard(config_path: str, key: str) -> tuple[str, bool, str]:
+    """Run ``process_shard`` for one partition (in this or a worker process)."""
+    from sf_platform.definitions import build_definitions
+
+    job = build_definitions(config_path).resolve_job_def("process_shard")
+    res = job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.get(), raise_on_error=False)
+    return key, res.success, "" if res.success else _failure_message(res)
+
+
+def _run_shards(config_path: str, keys: list[str], workers: int, echo) -> list[tuple[str, bool, str]]:
+    """Shards one after another, or ``workers`` at a time in separate processes.
+
+    Each worker is its own Python process (spawned, so no CUDA context is forked) running the
+    same code location against the same instance; model steps still take a slot of the ``gpu``
+    concurrency pool, so parallel shards share a GPU instead of overloading it.
+    """
+    if workers <= 1 or len(keys) <= 1:
+        out = []
+        for key in keys:
+            echo(f"[shard] {key}")
+            out.append(_run_shard(config_path, key))
+        return out
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    echo(f"[shard] {len(keys)} shards on {workers} worker processes")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_shard, config_path, key) for key in keys]
+        results = []
+        for fut in cf.as_completed(futures):
+            key, ok, message = fut.result()
+            echo(f"[shard] {key} {'done' if ok else 'FAILED'}")
+            results.append((key, ok, message))
+    return sorted(results)
+
+
+def _publish(defs, instance, version: str, allow_tiny: bool) -> tuple[bool, str]:
+    res = defs.resolve_job_def("publish_release").execute_in_process(
+        instance=instance,
+        run_config={"ops": {"release": {"config": {"version": version, "allow_tiny": allow_tiny}}}},
+        raise_on_error=False,
+    )
+    return res.success, "" if res.success else _failure_message(res)
+
+
 def run_pipeline(
     config_path: str,
     cfg,
@@ -63,6 +122,7 @@ def run_pipeline(
     allow_tiny: bool = False,
     force: bool = False,
     only_sources: list[str] | None = None,
+    workers: int = 1,
     echo: Callable[[str], None] = print,
 ) -> RunResult:
     from sf_platform.core.sources.index import load_index_summary
@@ -76,45 +136,36 @@ def run_pipeline(
     selected = [s for s in cfg.sources if not only_sources or s.name in only_sources]
 
     index_job = defs.resolve_job_def("index_sources")
-    shard_job = defs.resolve_job_def("process_shard")
     instance.add_dynamic_partitions("sources", [s.name for s in selected])
+    pending: list[str] = []
     for src in selected:
         echo(f"[index] {src.name} ({src.format})")
         res = index_job.execute_in_process(partition_key=src.name, instance=instance, raise_on_error=False)
         if not res.success:
             result.failed.append(f"index:{src.name}")
+            echo(f"[index] {src.name} FAILED: {_failure_message(res)}")
             continue
         summary = load_index_summary(store, src.name)
-        keys = [f"{src.name}/{shard}" for shard in sorted(summary.shards)]
-        instance.add_dynamic_partitions("shards", keys)
+        instance.add_dynamic_partitions("shards", [f"{src.name}/{k}" for k in sorted(summary.shards)])
         echo(f"[index] {src.name}: {summary.num_images} images, {summary.num_objects} objects, "
-             f"{len(keys)} shards")
-        last = {} if force else _last_shard_hashes(instance, keys)
-        complete = set() if force else _complete(instance, keys)
-        for key in keys:
-            shard = key.rsplit("/", 1)[1]
-            if key in complete and last.get(key) == summary.shards[shard]:
-                result.shards_skipped.append(key)
-                continue
-            echo(f"[shard] {key}")
-            res = shard_job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
-            (result.shards_run if res.success else result.failed).append(key)
-            if not res.success:
-                echo(f"[shard] {key} FAILED: {_failure_message(res)}")
+             f"{len(summary.shards)} shards")
+        run, skipped = _shards_to_run(instance, summary, src.name, force)
+        pending += run
+        result.shards_skipped += skipped
+    for key, ok, message in _run_shards(config_path, pending, workers, echo):
+        (result.shards_run if ok else result.failed).append(key)
+        if not ok:
+            echo(f"[shard] {key} FAILED: {message}")
     if result.shards_skipped:
         echo(f"[shard] skipped {len(result.shards_skipped)} unchanged shard(s)")
     if release_version and not result.failed:
         echo(f"[release] {release_version}")
-        res = defs.resolve_job_def("publish_release").execute_in_process(
-            instance=instance,
-            run_config={"ops": {"release": {"config": {"version": release_version, "allow_tiny": allow_tiny}}}},
-            raise_on_error=False,
-        )
-        if res.success:
+        ok, message = _publish(defs, instance, release_version, allow_tiny)
+        if ok:
             result.release = release_version
         else:
             result.failed.append(f"release:{release_version}")
-            echo(f"[release] FAILED: {_failure_message(res)}")
+            echo(f"[release] FAILED: {message}")
     return result
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 
 from sf_platform.core.growth import parse_cursor, plan_growth
 from sf_platform.core.sources.index import load_index_summary, source_fingerprint
-from sf_platform.defs.jobs import index_job, release_job, shard_job  # noqa: F401
+from sf_platform.defs.jobs import index_job, release_job, shard_job
 from sf_platform.defs.partitions import shards, sources
 from sf_platform.defs.resources import PlatformResource
 

@@ -43,8 +43,7 @@ def filesystem_for(url: str, endpoint_url: str | None = None, region: str | None
     """(fsspec filesystem, path within it) for a ``file://``, ``s3://`` or plain local path."""
     if url.startswith("s3://"):
         return _s3fs(endpoint_url, region), url[len("s3://"):]
-    if url.startswith("file://"):
-        url = url[len("file://"):]
+    url = url.removeprefix("file://")
     return fsspec.filesystem("file"), os.path.abspath(url)
 
 

@@ -2,7 +2,6 @@
 
 import dagster as dg
 import pyarrow as pa
-import pytest
 
 from sf_platform.storage.parquet_io_manager import ParquetIOManager, table_key
 
@@ -58,5 +57,5 @@ def test_refuses_non_tables(file_store):
     res = _run(file_store, [not_a_table])
     assert not res.success
     assert file_store.list("assets") == []
-    err = [e for e in res.all_events if e.is_step_failure][0].step_failure_data.error
+    err = next(e for e in res.all_events if e.is_step_failure).step_failure_data.error
     assert "never pickles" in str(err.cause.message if err.cause else err.message)

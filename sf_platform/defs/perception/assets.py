@@ -40,8 +40,8 @@ def _model_metadata(meta: dict) -> dict:
 
 def build_perception_assets(cfg: Config) -> list[dg.AssetsDefinition]:
     tags = gpu_op_tags(cfg.models.k8s)
-    gpu = dict(partitions_def=shards, group_name="perception", pool="gpu", op_tags=tags,
-               code_version=PERCEPTION_CODE_VERSION)
+    gpu = {"partitions_def": shards, "group_name": "perception", "pool": "gpu", "op_tags": tags,
+               "code_version": PERCEPTION_CODE_VERSION}
 
     @dg.asset(**gpu, description="Boxes for sources that give labels/points but no boxes "
               "(open-vocabulary detector); other objects pass through.")

@@ -9,7 +9,6 @@ as a whole (balance holds per task over the whole release, not only per shard) b
 
 
 import dagster as dg
-import pyarrow as pa
 
 from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
 from sf_platform.core.qa.settings import QASettings
