@@ -78,6 +78,20 @@ def test_run_produces_design_tables(store: ObjectStore, tmp_path, monkeypatch):
     assert all(o365_images.column("depth_uri").to_pylist())  # given depth carried through
     assert store.exists("release/t1/manifest.json")
 
+    # The S3 secret never reaches the run logs, event metadata, manifest or card.
+    import dagster as dg
+    from dagster._serdes import serialize_value
+
+    from sf_platform_tests.conftest import S3_SECRET
+
+    instance = dg.DagsterInstance.get()
+    for run in instance.get_runs():
+        for record in instance.all_logs(run.run_id):
+            assert S3_SECRET not in serialize_value(record)
+    for key in ("release/t1/manifest.json", "release/t1/README.md"):
+        assert S3_SECRET not in store.read_text(key)
+    assert S3_SECRET not in result.output
+
     # The release re-exports and reports its counts through the CLI.
     exported = CliRunner().invoke(main, ["export", "--release", "t1", "--format", "internvl",
                                          "--config", str(cfg_path)], catch_exceptions=False)

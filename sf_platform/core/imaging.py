@@ -143,18 +143,8 @@ def to_rgb(im: Image.Image) -> Image.Image:
         ) from None
 
 
-def decode_image(
-    data: bytes,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    min_side: int = DEFAULT_MIN_SIDE,
-    pixels: bool = True,
-) -> DecodedImage:
-    """Vet and decode one image file's bytes; raises :class:`ImageRejected` with a reason code.
-
-    ``pixels=False`` validates without keeping pixels (curation): JPEGs are then decoded at
-    1/8 scale with libjpeg's DCT scaling, which still entropy-decodes every block of the
-    stream (so truncation and broken data are found) at about half the cost; ``image`` is None.
-    """
+def _open_vetted(data: bytes, max_pixels: int, min_side: int) -> Image.Image:
+    """Open ``data`` and vet its header (empty, not an image, bomb, too small); pixels not decoded."""
     if not data:
         raise ImageRejected("empty_file", "the file has zero bytes")
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # a global flag: if someone set it, truncation is invisible
@@ -179,9 +169,11 @@ def decode_image(
         )
     if min(raw_w, raw_h) < min_side:
         raise ImageRejected("too_small", f"{raw_w}x{raw_h} has a side under {min_side} px")
-    mode, fmt = im.mode, im.format
-    if not pixels and fmt == "JPEG":
-        im.draft(None, (max(raw_w // 8, 1), max(raw_h // 8, 1)))
+    return im
+
+
+def _decode_vetted(im: Image.Image) -> None:
+    """Entropy-decode ``im`` (at its draft scale), turning failures into reason codes."""
     try:
         im.load()
     except Image.DecompressionBombError as exc:
@@ -191,6 +183,26 @@ def decode_image(
         raise ImageRejected(reason, f"decoding failed: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a broken stream must not crash the shard
         raise ImageRejected("corrupt_image", f"decoding failed: {exc!r}") from None
+
+
+def decode_image(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = DEFAULT_MIN_SIDE,
+    pixels: bool = True,
+) -> DecodedImage:
+    """Vet and decode one image file's bytes; raises :class:`ImageRejected` with a reason code.
+
+    ``pixels=False`` validates without keeping pixels (curation): JPEGs are then decoded at
+    1/8 scale with libjpeg's DCT scaling, which still entropy-decodes every block of the
+    stream (so truncation and broken data are found) at about half the cost; ``image`` is None.
+    """
+    im = _open_vetted(data, max_pixels, min_side)
+    raw_w, raw_h = im.size
+    mode, fmt = im.mode, im.format
+    if not pixels and fmt == "JPEG":
+        im.draft(None, (max(raw_w // 8, 1), max(raw_h // 8, 1)))
+    _decode_vetted(im)
     orientation = _orientation(im)
     width, height = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
     array = None
@@ -214,16 +226,80 @@ def decode_image(
     )
 
 
+@dataclass(frozen=True)
+class ModelImage:
+    """An oriented RGB image for a model op, possibly decoded at a reduced scale.
+
+    ``pixels`` may be smaller than the photo (JPEG DCT scaling, see :func:`decode_for_model`);
+    ``width`` / ``height`` stay the full oriented size, the frame of every box, point and
+    stored output, so an op maps between the two with :attr:`scale`.
+    """
+
+    pixels: np.ndarray  # h x w x 3 uint8, C-contiguous and writeable (torch.from_numpy-ready)
+    width: int  # full oriented size
+    height: int
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """(x, y) pixels of ``pixels`` per full-size pixel: 1.0, or about 1/2, 1/4, 1/8."""
+        return self.pixels.shape[1] / self.width, self.pixels.shape[0] / self.height
+
+    @classmethod
+    def full(cls, pixels: np.ndarray) -> ModelImage:
+        return cls(pixels, int(pixels.shape[1]), int(pixels.shape[0]))
+
+
+def decode_for_model(
+    data: bytes,
+    min_size: tuple[int, int] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = DEFAULT_MIN_SIDE,
+) -> ModelImage:
+    """Decode for a model op: the vetting of :func:`decode_image`, without its bookkeeping.
+
+    ``min_size`` = (width, height) in the oriented frame that the op will resize the pixels
+    down to.  A JPEG is then decoded with libjpeg's DCT scaling at the largest factor of 1/2,
+    1/4 or 1/8 that keeps both sides at least that big: the op downsamples anyway, and DCT
+    scaling skips most of the inverse transform and colour conversion (a 1/2 decode costs
+    about 60% of a full one, 1/4 about half), and every later step touches 4-64x fewer
+    pixels.  Other formats, and ``min_size=None``, decode at full size.
+
+    Unlike :func:`decode_image` no sha256 is computed (curation already recorded it) and the
+    pixels are copied once into a writeable array, ready for ``torch.from_numpy``.
+    """
+    im = _open_vetted(data, max_pixels, min_side)
+    raw_w, raw_h = im.size
+    if min_size is not None and im.format == "JPEG":  # JPEG EXIF is in the header: no decode yet
+        need_w, need_h = (min_size[1], min_size[0]) if _orientation(im) in (5, 6, 7, 8) else min_size
+        im.draft(None, (max(int(need_w), 1), max(int(need_h), 1)))
+    _decode_vetted(im)
+    orientation = _orientation(im)
+    width, height = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
+    rgb = to_rgb(im)
+    if orientation != 1:
+        rgb = rgb.transpose(_TRANSPOSE[orientation])
+    return ModelImage(np.array(rgb), width, height)
+
+
+def load_model_image(uri: str, s3=None, min_size: tuple[int, int] | None = None) -> ModelImage:
+    """:func:`decode_for_model` of the image at ``uri`` (local, file:// or s3://)."""
+    return decode_for_model(_read(uri, s3), min_size)
+
+
+def _read(uri: str, s3) -> bytes:
+    from sf_platform.storage.object_store import read_uri
+
+    endpoint = getattr(s3, "endpoint_url", None) if s3 is not None else None
+    region = getattr(s3, "region", None) if s3 is not None else None
+    return read_uri(uri, endpoint, region)
+
+
 def load_oriented_rgb(uri: str, s3=None) -> np.ndarray:
     """HxWx3 uint8 RGB of the image at ``uri`` (local, file:// or s3://) as displayed.
 
     ``s3`` is a :class:`sf_platform.config.S3Config` (endpoint, region) or None.  Raises
     :class:`ImageRejected` for a bad file, like curation would have.
     """
-    from sf_platform.storage.object_store import read_uri
-
-    endpoint = getattr(s3, "endpoint_url", None) if s3 is not None else None
-    region = getattr(s3, "region", None) if s3 is not None else None
-    decoded = decode_image(read_uri(uri, endpoint, region))
+    decoded = decode_image(_read(uri, s3))
     assert decoded.image is not None
     return decoded.image
