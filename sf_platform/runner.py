@@ -56,6 +56,20 @@ def _complete(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
     return done
 
 
+def stale_assets(instance: dg.DagsterInstance, defs: dg.Definitions) -> list[dg.AssetKey]:
+    """Shard assets whose code changed since they were last materialized, and what depends on
+    them within a shard: a new QA template re-runs that task's table only, never the GPU ops."""
+    graph = defs.resolve_asset_graph()
+    job_keys = set(defs.resolve_job_def("process_shard").asset_layer.selected_asset_keys)
+    latest = instance.get_latest_materialization_code_versions(list(job_keys))
+    changed = {k for k in job_keys if latest.get(k) is not None and latest[k] != graph.get(k).code_version}
+    stale, frontier = set(changed), set(changed)
+    while frontier:
+        frontier = {c for k in frontier for c in graph.get(k).child_keys if c in job_keys} - stale
+        stale |= frontier
+    return sorted(stale, key=lambda k: k.to_user_string())
+
+
 def _shards_to_run(instance, summary, source: str, force: bool) -> tuple[list[str], list[str]]:
     """(shards to run, shards skipped because their content and QA tables are unchanged)."""
     keys = [f"{source}/{shard}" for shard in sorted(summary.shards)]
@@ -70,16 +84,20 @@ def _shards_to_run(instance, summary, source: str, force: bool) -> tuple[list[st
     return run, skipped
 
 
-def _run_shard(config_path: str, key: str) -> tuple[str, bool, str]:
-    """Run ``process_shard`` for one partition (in this or a worker process)."""
+def _run_shard(config_path: str, key: str, only: list[str] | None = None) -> tuple[str, bool, str]:
+    """Run ``process_shard`` for one partition (in this or a worker process); ``only`` limits
+    the run to these asset keys (stale assets of an otherwise unchanged shard)."""
     from sf_platform.definitions import build_definitions
 
     job = build_definitions(config_path).resolve_job_def("process_shard")
-    res = job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.get(), raise_on_error=False)
+    selection = [dg.AssetKey.from_user_string(k) for k in only] if only else None
+    res = job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.get(), raise_on_error=False,
+                                 asset_selection=selection)
     return key, res.success, "" if res.success else _failure_message(res)
 
 
-def _run_shards(config_path: str, keys: list[str], workers: int, echo) -> list[tuple[str, bool, str]]:
+def _run_shards(config_path: str, keys: list[str], workers: int, echo,
+                only: list[str] | None = None) -> list[tuple[str, bool, str]]:
     """Shards one after another, or ``workers`` at a time in separate processes.
 
     Each worker is its own Python process (spawned, so no CUDA context is forked) running the
@@ -89,15 +107,15 @@ def _run_shards(config_path: str, keys: list[str], workers: int, echo) -> list[t
     if workers <= 1 or len(keys) <= 1:
         out = []
         for key in keys:
-            echo(f"[shard] {key}")
-            out.append(_run_shard(config_path, key))
+            echo(f"[shard] {key}" + (f" ({', '.join(only)})" if only else ""))
+            out.append(_run_shard(config_path, key, only))
         return out
     import concurrent.futures as cf
     import multiprocessing as mp
 
     echo(f"[shard] {len(keys)} shards on {workers} worker processes")
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_shard, config_path, key) for key in keys]
+        futures = [pool.submit(_run_shard, config_path, key, only) for key in keys]
         results = []
         for fut in cf.as_completed(futures):
             key, ok, message = fut.result()
@@ -138,6 +156,7 @@ def run_pipeline(
     index_job = defs.resolve_job_def("index_sources")
     instance.add_dynamic_partitions("sources", [s.name for s in selected])
     pending: list[str] = []
+    stale = [] if force else [k.to_user_string() for k in stale_assets(instance, defs)]
     for src in selected:
         echo(f"[index] {src.name} ({src.format})")
         res = index_job.execute_in_process(partition_key=src.name, instance=instance, raise_on_error=False)
@@ -152,7 +171,12 @@ def run_pipeline(
         run, skipped = _shards_to_run(instance, summary, src.name, force)
         pending += run
         result.shards_skipped += skipped
-    for key, ok, message in _run_shards(config_path, pending, workers, echo):
+    outcomes = _run_shards(config_path, pending, workers, echo)
+    if stale and result.shards_skipped:
+        echo(f"[shard] code changed for {', '.join(stale)}: re-running only those on unchanged shards")
+        outcomes += _run_shards(config_path, result.shards_skipped, workers, echo, only=stale)
+        result.shards_skipped = []
+    for key, ok, message in outcomes:
         (result.shards_run if ok else result.failed).append(key)
         if not ok:
             echo(f"[shard] {key} FAILED: {message}")

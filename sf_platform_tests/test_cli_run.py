@@ -105,6 +105,22 @@ def test_run_produces_design_tables(store: ObjectStore, tmp_path, monkeypatch):
     assert again.exit_code == 0, again.output
     assert "skipped 4 unchanged shard(s)" in again.output
 
+    # A changed counting template re-runs qa_counting only: no GPU op, no other task.
+    from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
+
+    def materializations(name: str) -> int:
+        return len(instance.fetch_materializations(dg.AssetKey(name), limit=1000).records)
+
+    before = {n: materializations(n) for n in ("depth", "scene", "qa_counting", "qa_near_far")}
+    monkeypatch.setitem(TASK_CODE_VERSIONS, "counting", TASK_CODE_VERSIONS["counting"] + "-changed")
+    third = CliRunner().invoke(main, args[:-3], catch_exceptions=False)
+    assert third.exit_code == 0, third.output
+    assert "code changed for qa_counting" in third.output
+    after = {n: materializations(n) for n in before}
+    assert after["qa_counting"] == before["qa_counting"] + 4
+    assert after["depth"] == before["depth"] and after["scene"] == before["scene"]
+    assert after["qa_near_far"] == before["qa_near_far"]
+
 
 def test_run_rejects_a_bad_config_clearly(tmp_path):
     cfg_path = tmp_path / "sources.yaml"

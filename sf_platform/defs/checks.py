@@ -21,7 +21,7 @@ def check_group(outcome_name: str) -> str:
     return head if head in QA_CHECKS else "answers"
 
 
-def _outcome_metadata(outcome) -> dict:
+def outcome_metadata(outcome) -> dict:
     return {
         "severity": outcome.severity,
         "success": outcome.success,
@@ -45,7 +45,7 @@ def check_results(report) -> list[dg.AssetCheckResult]:
             "expectations": dg.MetadataValue.int(len(outcomes)),
             "failed": dg.MetadataValue.int(len(failed)),
             "failed_expectations": dg.MetadataValue.json(
-                {o.name: _outcome_metadata(o) for o in failed}
+                {o.name: outcome_metadata(o) for o in failed}
             ),
             "unexpected_rows": dg.MetadataValue.int(sum(o.unexpected_count for o in failed)),
             "results": dg.MetadataValue.json(
@@ -72,7 +72,9 @@ def audit(context, asset_name: str, table: pa.Table, settings, scene=None, image
 
     if expected_images is None and images is not None:
         expected_images = images.num_rows
-    report = validate_qa(table, settings, scene=scene, images=images, expected_images=expected_images)
+    task = asset_name.removeprefix("qa_")
+    report = validate_qa(table, settings, scene=scene, images=images, expected_images=expected_images,
+                         tasks=[task])
     yield from check_results(report)
     if not report.passed:
         failed = [o for o in report.failures() if o.severity == "ERROR"]
@@ -81,7 +83,7 @@ def audit(context, asset_name: str, table: pa.Table, settings, scene=None, image
             description=f"{asset_name}: quality gate failed, nothing was written:\n" + "\n".join(lines),
             metadata={
                 "failed_expectations": dg.MetadataValue.json(
-                    {o.name: _outcome_metadata(o) for o in failed}
+                    {o.name: outcome_metadata(o) for o in failed}
                 )
             },
         )

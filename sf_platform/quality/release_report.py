@@ -1,19 +1,36 @@
-"""Glue: validate a release's QA tables as a whole and write its data-quality report.
+"""Audit a release's QA tables as a whole, and write its data-quality report.
 
-Used by the ``release`` asset and by ``sf-platform report``.  Validation here is over each
-task's whole table (balance over the release, not a shard); the per-partition gates ran in the
-QA assets before anything was written.
+Used by the ``release`` asset and by ``sf-platform report``.  The audit runs over each task's
+whole table (balance over the release, not a shard) with the scene and curated images the
+tables were built from, before anything of the release is written; the per-partition gates
+already ran in the QA assets.  GX Data Docs are built into a temporary folder that lives as
+long as the :class:`ReleaseAudit` context, and copied beside the report.
 """
 
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from sf_platform.core.schemas import IMAGES, QA, SCENE
 from sf_platform.storage.object_store import ObjectStore, read_uri
+
+
+@dataclass(frozen=True)
+class ReleaseAudit:
+    tables: dict[str, pa.Table]
+    validation: dict  # task -> ValidationReport
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.validation.values())
+
+    def failures(self) -> dict[str, list]:
+        return {t: [o for o in v.failures() if o.severity == "ERROR"] for t, v in self.validation.items()
+                if not v.passed}
 
 
 @dataclass(frozen=True)
@@ -27,8 +44,28 @@ def load_qa_tables(store: ObjectStore, keys_by_task: dict[str, list[str]]) -> di
     return {task: store.read_tables(keys, schema=QA) for task, keys in keys_by_task.items()}
 
 
-def _write(store, version, tables, funnel, validation, settings, s3) -> str:
-    from sf_platform.quality.report import build_report
+@contextmanager
+def audit_release(store: ObjectStore, keys_by_task: dict[str, list[str]], settings):
+    """Validate every task's whole table in memory; yields a :class:`ReleaseAudit`."""
+    from sf_platform.quality.suites import validate_qa
+
+    tables = load_qa_tables(store, keys_by_task)
+    scene = store.read_tables(store.list("assets/scene", ".parquet"), schema=SCENE)
+    images = store.read_tables(store.list("assets/images", ".parquet"), schema=IMAGES)
+    with tempfile.TemporaryDirectory() as docs_dir:
+        validation = {
+            task: validate_qa(t, settings, scene=scene, images=images, expected_images=images.num_rows,
+                              data_docs_dir=f"{docs_dir}/{task}", name=task, tasks=[task])
+            for task, t in tables.items()
+            if t.num_rows
+        }
+        yield ReleaseAudit(tables=tables, validation=validation)
+
+
+def write_report(store: ObjectStore, version: str, audit: ReleaseAudit, funnel: dict, settings,
+                 s3=None) -> ReleaseReport:
+    """The HTML report (plots, gallery, every check with its Data Docs) under release/<v>/quality/."""
+    from sf_platform.quality.report import build_report, report_summary_markdown
 
     endpoint = s3.endpoint_url if s3 else None
     region = s3.region if s3 else None
@@ -36,26 +73,14 @@ def _write(store, version, tables, funnel, validation, settings, s3) -> str:
     def load_image_bytes(uri: str) -> bytes:
         return read_uri(uri, endpoint, region)
 
-    return build_report(store, version, tables, funnel, validation, load_image_bytes, settings=settings)
+    key = build_report(store, version, audit.tables, funnel, audit.validation, load_image_bytes,
+                       settings=settings)
+    summary = report_summary_markdown(audit.tables, funnel, audit.validation)
+    return ReleaseReport(index_key=key, summary_markdown=summary, passed=audit.passed)
 
 
 def write_release_report(store: ObjectStore, version: str, keys_by_task: dict[str, list[str]],
                          funnel: dict, settings, s3=None) -> ReleaseReport:
-    from sf_platform.quality.report import report_summary_markdown
-    from sf_platform.quality.suites import validate_qa
-
-    tables = load_qa_tables(store, keys_by_task)
-    # The identity checks need the scene and curated images the QA tables were built from.
-    scene = store.read_tables(store.list("assets/scene", ".parquet"), schema=SCENE)
-    images = store.read_tables(store.list("assets/images", ".parquet"), schema=IMAGES)
-    with tempfile.TemporaryDirectory() as docs_dir:
-        validation = {
-            task: validate_qa(t, settings, scene=scene, images=images, expected_images=images.num_rows,
-                              data_docs_dir=f"{docs_dir}/{task}", name=task)
-            for task, t in tables.items()
-            if t.num_rows
-        }
-        key = _write(store, version, tables, funnel, validation, settings, s3)
-    summary = report_summary_markdown(tables, funnel, validation)
-    return ReleaseReport(index_key=key, summary_markdown=summary,
-                         passed=all(v.passed for v in validation.values()))
+    """Audit and report in one call (``sf-platform report``)."""
+    with audit_release(store, keys_by_task, settings) as audit:
+        return write_report(store, version, audit, funnel, settings, s3)

@@ -1,12 +1,13 @@
 """The release: every checked QA partition collected into the published layout of DESIGN.md.
 
 QA partitions exist at their keys only after their blocking checks passed (write-audit-publish
-in the QA assets), so the release reads what is in the store.  The release itself is validated
-as a whole (balance holds per task over the whole release, not only per shard) before
-``build_release`` writes it; its manifest is written last, so a reader that finds
-``manifest.json`` finds a complete release.
+in the QA assets).  The release then audits the collected tables as a whole (balance holds per
+task over the whole release, not only per shard) and reports that as its own blocking check
+*before* writing anything: a failed audit raises, and nothing under ``release/<version>/``
+appears.  The quality report is written next, and ``build_release`` writes the data, exports
+and card with ``manifest.json`` last, so a reader that finds the manifest finds a complete,
+checked release.
 """
-
 
 import dagster as dg
 
@@ -15,7 +16,7 @@ from sf_platform.core.qa.settings import QASettings
 from sf_platform.core.release import build_release
 from sf_platform.core.release_inputs import collect_funnel, collect_provenance, qa_keys_by_task
 from sf_platform.core.schemas import TASKS
-from sf_platform.defs.metadata import plain
+from sf_platform.defs.checks import outcome_metadata
 from sf_platform.defs.qa.assets import qa_asset_name
 from sf_platform.defs.resources import PlatformResource
 
@@ -23,34 +24,58 @@ from sf_platform.defs.resources import PlatformResource
 class ReleaseConfig(dg.Config):
     version: str = "v0.1.0"
     allow_tiny: bool = False
-    report: bool = True
+
+
+def _audit_check(audit) -> dg.AssetCheckResult:
+    failures = audit.failures()
+    return dg.AssetCheckResult(
+        check_name="release_suite",
+        passed=audit.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "rows_per_task": dg.MetadataValue.json({t: v.rows for t, v in audit.validation.items()}),
+            "failed_expectations": dg.MetadataValue.json(
+                {t: {o.name: outcome_metadata(o) for o in fs} for t, fs in failures.items()}
+            ),
+            "warnings": dg.MetadataValue.int(sum(
+                1 for v in audit.validation.values() for o in v.outcomes
+                if not o.success and o.severity == "WARN")),
+        },
+    )
 
 
 @dg.asset(
     group_name="release",
     deps=[qa_asset_name(t) for t in TASKS],
     code_version="1",
+    check_specs=[dg.AssetCheckSpec("release_suite", asset="release", blocking=True,
+                                   description="All expectation suites over each task's whole table.")],
     description="Parquet per task and source, Qwen-VL/InternVL/LLaVA JSONL exports, dataset "
     "card, manifest and the data-quality report under <root>/release/<version>/.",
 )
 def release(context: dg.AssetExecutionContext, config: ReleaseConfig, platform: PlatformResource):
+    from sf_platform.quality.release_report import audit_release, write_report
+
     cfg = platform.load()
     store = platform.store()
     settings = QASettings(**cfg.qa)
     keys = qa_keys_by_task(store)
     provenance = collect_provenance(store, cfg, TASK_CODE_VERSIONS)
+    with audit_release(store, keys, settings) as audit:
+        yield _audit_check(audit)
+        if not audit.passed:
+            lines = [f"{t}: {o.name} ({o.unexpected_count} rows)" for t, fs in audit.failures().items() for o in fs]
+            raise dg.Failure(description=f"release {config.version} not published, audit failed:\n"
+                             + "\n".join(lines))
+        report = write_report(store, config.version, audit, collect_funnel(store), settings, cfg.s3)
     summary = build_release(store, config.version, keys, provenance, settings, allow_tiny=config.allow_tiny)
-    metadata = {
-        "version": dg.MetadataValue.text(config.version),
-        "release_uri": dg.MetadataValue.path(store.uri(f"release/{config.version}")),
-        "profile": dg.MetadataValue.text(provenance.get("profile", "")),
-        "summary": dg.MetadataValue.json(summary),
-    }
-    if config.report:
-        from sf_platform.quality.release_report import write_release_report
-
-        report = write_release_report(store, config.version, keys, collect_funnel(store), settings, cfg.s3)
-        metadata["quality_report"] = dg.MetadataValue.url(store.uri(report.index_key))
-        metadata["quality_summary"] = dg.MetadataValue.md(report.summary_markdown)
-        metadata.update(plain({"checks_passed": report.passed}))
-    return dg.MaterializeResult(metadata=metadata)
+    yield dg.MaterializeResult(
+        metadata={
+            "version": dg.MetadataValue.text(config.version),
+            "release_uri": dg.MetadataValue.path(store.uri(f"release/{config.version}")),
+            "profile": dg.MetadataValue.text(provenance.get("profile", "")),
+            "summary": dg.MetadataValue.json(summary),
+            "quality_report": dg.MetadataValue.url(store.uri(report.index_key)),
+            "quality_summary": dg.MetadataValue.md(report.summary_markdown),
+        }
+    )
