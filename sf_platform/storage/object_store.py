@@ -2,8 +2,8 @@
 
 Writes are atomic at the final key: on a local disk the bytes go to a hidden temporary file in
 the same folder and are renamed into place (``os.replace`` is atomic on POSIX); on S3 an object
-only becomes visible when its PUT (or multipart upload) completes, so the serialized table is
-uploaded in one request.  A reader therefore never sees a half-written table.
+only becomes visible when its PUT (or, for large objects, its multipart upload) completes, so
+the serialized table is uploaded whole and never appears half-written.  A reader therefore never sees a half-written table.
 
 Credentials for S3 come from the usual AWS environment variables / profiles (boto's chain);
 they are never stored on this object's ``repr`` or in any metadata.
