@@ -13,6 +13,7 @@ never loaded, and when no image has any, the model is not even loaded.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -25,8 +26,16 @@ import torch.nn.functional as F
 from sf_platform.config import ModelsConfig
 from sf_platform.core import schemas
 from sf_platform.core.boxes import px_to_1000
-from sf_platform.models.batching import ensure_rgb, run_pipeline
+from sf_platform.models.batching import run_pipeline
 from sf_platform.models.device import resolve_runtime
+from sf_platform.models.inputs import (
+    BILINEAR,
+    load_for_model,
+    normalize,
+    prepare_input,
+    resize,
+    stacked_inputs,
+)
 from sf_platform.models.loading import base_meta, load_transformers, model_ref
 
 # OWLv2's own default post-processing threshold.  Low on purpose: the labelled point inside the
@@ -42,24 +51,35 @@ def _is_point_only(row: dict) -> bool:
 
 
 def owlv2_pixels(images: list[torch.Tensor], size: tuple[int, int], mean, std, device) -> torch.Tensor:
-    """OWLv2's preprocessing on ``device``: [0,1] scale, zero-pad bottom/right to a square,
-    antialiased resize to ``size``, normalise -> ``[B, 3, H, W]`` float32.
+    """OWLv2's preprocessing on ``device``: zero-pad bottom/right to a square, antialiased
+    resize to ``size``, [0,1] scale, normalise -> ``[B, 3, H, W]`` float32.
 
-    Same steps as ``Owlv2ImageProcessor`` (which pads before resizing, so boxes come back
-    relative to the padded square), but on the accelerator: the processor's Gaussian
-    antialiasing costs ~100 ms of CPU per photo, more than the model's forward on a GPU.
+    ``images``: ``H x W x 3`` uint8 tensors.  Same steps as ``Owlv2ImageProcessor`` (which
+    pads before resizing, so boxes come back relative to the padded square), but as tensor ops
+    on the accelerator: the processor's Gaussian antialiasing costs ~100 ms of CPU per photo,
+    more than the model's forward on a GPU.  Padding and resizing run on uint8 (black = 0
+    either way): a quarter of the bytes of float, and the CPU's uint8 resize kernels.
     """
-    mean_t = torch.tensor(mean, device=device).view(3, 1, 1)
-    std_t = torch.tensor(std, device=device).view(3, 1, 1)
     out = []
-    for img in images:  # H x W x 3 uint8
-        x = img.to(device).permute(2, 0, 1).float() / 255.0
+    for img in images:
+        x = img.to(device).permute(2, 0, 1)
         h, w = x.shape[-2:]
         s = max(h, w)
-        x = F.pad(x, (0, s - w, 0, s - h), value=0.0)
-        x = F.interpolate(x[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
-        out.append((x - mean_t) / std_t)
+        if (h, w) != (s, s):
+            x = F.pad(x, (0, s - w, 0, s - h), value=0)
+        out.append(normalize(resize(x, size, BILINEAR), mean, std))
     return torch.stack(out)
+
+
+def owlv2_need(size: tuple[int, int]):
+    """``need`` for :func:`sf_platform.models.inputs.load_for_model`: the photo's padded square
+    shrinks to ``size``, so the photo itself to ``size`` times (side / longest side)."""
+
+    def need(width: int, height: int) -> tuple[int, int]:
+        s = max(width, height)
+        return math.ceil(width * size[1] / s), math.ceil(height * size[0] / s)
+
+    return need
 
 
 def match_points_to_boxes(points: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> list[int | None]:
@@ -121,10 +141,17 @@ def run_detections(
     ip = processor.image_processor
     side = (ip.size["height"], ip.size["width"])
 
+    need = owlv2_need(side)
+
     def prepare(image_id: str) -> dict:
-        img = ensure_rgb(load_image(image_rows[image_id]), image_id)
+        image = load_for_model(load_image, image_rows[image_id], need)
         queries = sorted({r["category"] for r in by_image[image_id]})
-        return {"image_id": image_id, "queries": queries, "image": torch.from_numpy(img), "size": img.shape[:2]}
+        item = {"image_id": image_id, "queries": queries, "image": torch.from_numpy(image.pixels),
+                "size": (image.height, image.width)}
+        return prepare_input(item, to_input, runtime.device)
+
+    def to_input(item: dict, device: torch.device) -> torch.Tensor:
+        return owlv2_pixels([item["image"]], side, ip.image_mean, ip.image_std, device)[0]
 
     @torch.inference_mode()
     def forward(batch: list[dict]) -> list[dict]:
@@ -133,8 +160,7 @@ def run_detections(
         out = model(
             input_ids=enc["input_ids"].to(runtime.device),
             attention_mask=enc["attention_mask"].to(runtime.device),
-            pixel_values=owlv2_pixels([b["image"] for b in batch], side, ip.image_mean, ip.image_std,
-                                      runtime.device).to(runtime.dtype),
+            pixel_values=stacked_inputs(batch, to_input, runtime.device, runtime.dtype),
         )
         out.logits, out.pred_boxes = out.logits.float(), out.pred_boxes.float()
         dets = processor.post_process_grounded_object_detection(

@@ -20,6 +20,7 @@ Backend ``box``: the box is the mask (``mask_pred_iou`` = ``mask_box_iou`` = 1, 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -39,8 +40,16 @@ from sf_platform.core.mask_bits import (
     mask_box_iou,
     pack_grid,
 )
-from sf_platform.models.batching import ensure_rgb, run_pipeline
+from sf_platform.models.batching import run_pipeline
 from sf_platform.models.device import Runtime, resolve_runtime
+from sf_platform.models.inputs import (
+    BILINEAR,
+    as_chw,
+    load_for_model,
+    prepare_input,
+    resize,
+    stacked_inputs,
+)
 from sf_platform.models.loading import base_meta, load_sam, model_ref
 
 DECODE_CHUNK = 64
@@ -114,6 +123,13 @@ def run_masks(
     return table, meta
 
 
+def sam_pixels(sam, image: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
+    """SAM's input from a uint8 ``[3, H, W]`` image: ``ResizeLongestSide.apply_image`` (an
+    antialiased bilinear resize to ``input_size``; PIL's there, torch's uint8 kernel here, on
+    the image's device) then ``Sam.preprocess`` (normalise, zero-pad bottom/right to the square)."""
+    return sam.preprocess(resize(image, input_size, BILINEAR).contiguous().float())
+
+
 def run_sam(sam, runtime: Runtime, images: pa.Table, objs: list[dict], load_image: LoadImage, batch_size: int,
             provenance: str) -> tuple[list[dict], dict]:
     """Encode images in batches, decode every object's prompt; returns (mask rows, batching meta)."""
@@ -127,10 +143,18 @@ def run_sam(sam, runtime: Runtime, images: pa.Table, objs: list[dict], load_imag
             raise ValueError(f"object {o['object_id']!r} refers to image {o['image_id']!r} not in the images table")
         by_image[o["image_id"]].append(o)
 
+    def input_size(width: int, height: int) -> tuple[int, int]:
+        """(h, w) of the image inside SAM's square input: long side = encoder size (SAM's rule)."""
+        return transform.get_preprocess_shape(height, width, transform.target_length)
+
     def prepare(image_id: str) -> dict:
-        img = ensure_rgb(load_image(image_rows[image_id]), image_id)
-        resized = torch.from_numpy(np.ascontiguousarray(transform.apply_image(img))).permute(2, 0, 1)
-        return {"image_id": image_id, "input": resized, "original_size": img.shape[:2]}
+        image = load_for_model(load_image, image_rows[image_id], lambda w, h: input_size(w, h)[::-1])
+        item = {"image_id": image_id, "pixels": as_chw(image.pixels), "input_size": input_size(image.width, image.height),
+                "original_size": (image.height, image.width)}
+        return prepare_input(item, to_input, runtime.device)
+
+    def to_input(item: dict, device: torch.device) -> torch.Tensor:
+        return sam_pixels(sam, item["pixels"].to(device), item["input_size"])
 
     autocast = (
         (lambda: torch.autocast("cuda", dtype=runtime.dtype)) if runtime.is_cuda else contextlib.nullcontext
@@ -138,7 +162,7 @@ def run_sam(sam, runtime: Runtime, images: pa.Table, objs: list[dict], load_imag
 
     @torch.inference_mode()
     def forward(batch: list[dict]) -> list[list[dict]]:
-        x = torch.stack([sam.preprocess(b["input"].to(runtime.device).float()) for b in batch])
+        x = stacked_inputs(batch, to_input, runtime.device, torch.float32)
         with autocast():
             emb = sam.image_encoder(x)
             return [_decode(sam, transform, emb[i : i + 1], b, by_image[b["image_id"]], runtime, provenance)
@@ -149,35 +173,60 @@ def run_sam(sam, runtime: Runtime, images: pa.Table, objs: list[dict], load_imag
 
 
 def _masks_in_input_frame(sam, low_res: torch.Tensor, input_size: tuple[int, int]) -> np.ndarray:
+    """SAM's low-res logits ``[N, 1, L, L]`` -> bool masks ``[N, h, w]`` of the image inside
+    the square input (upsampled to the encoder size, thresholded, padding cut off).
+
+    Only the low-res rows/columns that the image part needs (+1 for the bilinear neighbour)
+    are upsampled: at an exact integer factor, each output pixel reads the same two input
+    pixels either way, so the masks are identical while the padding costs nothing.
+    """
     size = sam.image_encoder.img_size
-    up = F.interpolate(low_res.float(), (size, size), mode="bilinear", align_corners=False)
-    return (up[..., : input_size[0], : input_size[1]] > sam.mask_threshold).cpu().numpy()
+    low = low_res.shape[-1]
+    factor = size // low
+    rows = min(low, math.ceil(input_size[0] / factor) + 1)
+    cols = min(low, math.ceil(input_size[1] / factor) + 1)
+    up = F.interpolate(low_res[..., :rows, :cols].float(), (rows * factor, cols * factor), mode="bilinear",
+                       align_corners=False)
+    return (up[:, 0, : input_size[0], : input_size[1]] > sam.mask_threshold).cpu().numpy()
 
 
 def _decode(sam, transform, emb, prep, objs, runtime, provenance) -> list[dict]:
     h, w = prep["original_size"]
-    input_size = tuple(prep["input"].shape[-2:])
+    input_size = prep["input_size"]
     scale = (input_size[1] / w, input_size[0] / h)
     pe = sam.prompt_encoder.get_dense_pe()
+
+    def decode(points, boxes, multimask: bool):
+        sparse, dense = sam.prompt_encoder(points=points, boxes=boxes, masks=None)
+        low, iou = sam.mask_decoder(image_embeddings=emb, image_pe=pe, sparse_prompt_embeddings=sparse,
+                                    dense_prompt_embeddings=dense, multimask_output=multimask)
+        best = iou.float().argmax(dim=1)  # one candidate unless multimask
+        pick = torch.arange(len(best), device=best.device)
+        return _masks_in_input_frame(sam, low[pick, best][:, None], input_size), iou[pick, best].float().cpu().numpy()
+
+    def summarise(chunk: list[dict], points, boxes, multimask: bool) -> list[dict]:
+        masks, ious = decode(points, boxes, multimask)
+        return [mask_row(o, masks[k], ious[k], scale, provenance) for k, o in enumerate(chunk)]
+
     rows = []
     boxed = [o for o in objs if o["bbox_px"] is not None]
     for start in range(0, len(boxed), DECODE_CHUNK):
         chunk = boxed[start : start + DECODE_CHUNK]
         boxes = torch.tensor([o["bbox_px"] for o in chunk], dtype=torch.float32, device=runtime.device)
-        sparse, dense = sam.prompt_encoder(points=None, boxes=transform.apply_boxes_torch(boxes, (h, w)), masks=None)
-        low, iou = sam.mask_decoder(image_embeddings=emb, image_pe=pe, sparse_prompt_embeddings=sparse,
-                                    dense_prompt_embeddings=dense, multimask_output=False)
-        masks = _masks_in_input_frame(sam, low, input_size)
-        ious = iou.float().cpu().numpy()
-        rows += [mask_row(o, masks[k, 0], ious[k, 0], scale, provenance) for k, o in enumerate(chunk)]
-    for o in (o for o in objs if o["bbox_px"] is None):
-        pts = torch.tensor([[[p["x"], p["y"]] for p in o["points"]]], dtype=torch.float32, device=runtime.device)
-        labels = torch.ones(pts.shape[:2], dtype=torch.int64, device=runtime.device)
-        sparse, dense = sam.prompt_encoder(points=(transform.apply_coords_torch(pts, (h, w)), labels), boxes=None, masks=None)
-        multi = pts.shape[1] == 1
-        low, iou = sam.mask_decoder(image_embeddings=emb, image_pe=pe, sparse_prompt_embeddings=sparse,
-                                    dense_prompt_embeddings=dense, multimask_output=multi)
-        best = int(iou[0].float().argmax())
-        masks = _masks_in_input_frame(sam, low[:, best : best + 1], input_size)
-        rows.append(mask_row(o, masks[0, 0], float(iou[0, best]), scale, provenance))
-    return rows
+        rows += summarise(chunk, None, transform.apply_boxes_torch(boxes, (h, w)), False)
+    # Point prompts: objects with the same number of points decode together.
+    pointed = [o for o in objs if o["bbox_px"] is None]
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for i, o in enumerate(pointed):
+        by_count[len(o["points"])].append(i)
+    point_rows: dict[int, dict] = {}
+    for n_points, members in by_count.items():
+        for start in range(0, len(members), DECODE_CHUNK):
+            idx = members[start : start + DECODE_CHUNK]
+            pts = torch.tensor([[[p["x"], p["y"]] for p in pointed[i]["points"]] for i in idx], dtype=torch.float32,
+                               device=runtime.device)
+            labels = torch.ones(pts.shape[:2], dtype=torch.int64, device=runtime.device)
+            chunk = [pointed[i] for i in idx]
+            done = summarise(chunk, (transform.apply_coords_torch(pts, (h, w)), labels), None, n_points == 1)
+            point_rows.update(zip(idx, done))
+    return rows + [point_rows[i] for i in range(len(pointed))]

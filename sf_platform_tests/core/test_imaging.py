@@ -13,7 +13,10 @@ from PIL import Image, ImageOps
 from sf_platform.core.imaging import (
     DEFAULT_MAX_PIXELS,
     ImageRejected,
+    ModelImage,
+    decode_for_model,
     decode_image,
+    load_model_image,
     load_oriented_rgb,
 )
 
@@ -201,3 +204,78 @@ def test_load_oriented_rgb_local_and_s3(tmp_path, s3_endpoint, s3_bucket):
     with pytest.raises(ImageRejected):
         path.write_bytes(b"")
         load_oriented_rgb("file://" + str(path))
+
+
+# --- decode_for_model: the perception ops' lean, possibly reduced decode ------------------------
+
+
+def _smooth(w: int, h: int) -> Image.Image:
+    """A smooth picture: a reduced decode of it is close to a downscale of the full decode."""
+    y, x = np.mgrid[0:h, 0:w]
+    a = np.stack([x * 255 // (w - 1), y * 255 // (h - 1), (x + y) * 255 // (w + h - 2)], axis=2)
+    return Image.fromarray(a.astype(np.uint8))
+
+
+def test_decode_for_model_full_size_equals_decode_image():
+    data = encode(photo(96, 64))
+    m = decode_for_model(data)
+    np.testing.assert_array_equal(m.pixels, decode_image(data).image)
+    assert (m.width, m.height, m.scale) == (96, 64, (1.0, 1.0))
+    assert m.pixels.flags.c_contiguous and m.pixels.flags.writeable
+
+
+@pytest.mark.parametrize("tag", [1, 6, 8])
+def test_decode_for_model_reduces_jpegs_in_the_oriented_frame(tag):
+    """The op asks in the displayed frame; the pixels are the displayed image at 1/k, and the
+    recorded size stays the full displayed size (the frame of boxes and points)."""
+    exif = Image.Exif()
+    exif[0x0112] = tag
+    data = encode(_smooth(512, 256), quality=95, exif=exif.tobytes())
+    full = decode_image(data).image
+    asked = []
+
+    def need(width, height):
+        asked.append((width, height))
+        return width // 4, height // 4
+
+    m = decode_for_model(data, need)
+    assert asked == [(full.shape[1], full.shape[0])]
+    assert (m.width, m.height) == (full.shape[1], full.shape[0])
+    assert m.pixels.shape == (full.shape[0] // 4, full.shape[1] // 4, 3)
+    assert m.scale == (0.25, 0.25)
+    down = np.asarray(Image.fromarray(full).reduce(4)).astype(int)
+    assert np.abs(m.pixels.astype(int) - down).mean() < 3  # same picture, same orientation
+
+
+def test_decode_for_model_keeps_at_least_the_needed_size():
+    data = encode(_smooth(400, 300))
+    assert decode_for_model(data, lambda w, h: (201, 10)).pixels.shape[:2] == (300, 400)  # 1/2 would be 200 < 201
+    assert decode_for_model(data, lambda w, h: (200, 150)).pixels.shape[:2] == (150, 200)
+    assert decode_for_model(data, lambda w, h: (1, 1)).pixels.shape[:2] == (38, 50)  # 1/8 is the limit
+    png = encode(_smooth(400, 300), "PNG")  # only JPEG has DCT scaling
+    assert decode_for_model(png, lambda w, h: (50, 38)).pixels.shape[:2] == (300, 400)
+
+
+@pytest.mark.parametrize("bad, reason", [(b"", "empty_file"), (b"<html>", "not_an_image")])
+def test_decode_for_model_rejects_like_decode_image(bad, reason):
+    with pytest.raises(ImageRejected) as info:
+        decode_for_model(bad, lambda w, h: (8, 8))
+    assert info.value.reason == reason
+
+
+def test_decode_for_model_reduced_still_finds_truncation():
+    data = encode(_smooth(512, 384))
+    with pytest.raises(ImageRejected) as info:
+        decode_for_model(data[: len(data) // 2], lambda w, h: (64, 48))
+    assert info.value.reason == "truncated_image"
+    with pytest.raises(ImageRejected) as info:
+        decode_for_model(jpeg_with_header_size(20000, 20000), lambda w, h: (64, 48))
+    assert info.value.reason == "decompression_bomb"
+
+
+def test_load_model_image_reads_uris(tmp_path):
+    path = tmp_path / "a.jpg"
+    path.write_bytes(encode(_smooth(256, 128)))
+    m = load_model_image(path.as_uri(), None, lambda w, h: (64, 32))
+    assert isinstance(m, ModelImage) and m.pixels.shape == (32, 64, 3) and (m.width, m.height) == (256, 128)
+    np.testing.assert_array_equal(load_model_image(str(path)).pixels, load_oriented_rgb(str(path)))

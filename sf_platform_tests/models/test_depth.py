@@ -82,3 +82,51 @@ def test_oom_backoff_gives_the_same_maps(photos, tiny_dir, monkeypatch):
         da = decode_depth_map(a["depth_map"], a["map_height"], a["map_width"])
         db = decode_depth_map(b["depth_map"], b["map_height"], b["map_width"])
         assert np.allclose(da, db, rtol=1e-2, atol=1e-9)
+
+
+def test_tensor_preprocessing_matches_dpt_processor(photos):
+    """Depth-Anything's resize + normalise as tensor ops equal DPTImageProcessor's pixels."""
+    import pytest
+    from transformers import DPTImageProcessor
+
+    from sf_platform.models.depth import dpt_input_size
+    from sf_platform.models.inputs import BICUBIC, as_chw, normalize, resize
+
+    proc = DPTImageProcessor(size={"height": 518, "width": 518}, keep_aspect_ratio=True, ensure_multiple_of=14,
+                             image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    size = dpt_input_size(proc)
+    for img in (photos["coffee"], photos["chelsea"], photos["astronaut"][:300]):
+        ref = proc(images=img, return_tensors="pt")["pixel_values"][0]
+        target = size(*img.shape[:2])
+        ours = normalize(resize(as_chw(img), target, BICUBIC), proc.image_mean, proc.image_std)
+        assert tuple(ours.shape) == tuple(ref.shape) and target[0] % 14 == 0 and target[1] % 14 == 0
+        assert (ours - ref).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="not supported"):
+        dpt_input_size(DPTImageProcessor(do_pad=True, size_divisor=32))
+
+
+def test_reduced_jpeg_decodes_give_full_size_maps(tmp_path, photos, tiny_dir):
+    """With the production loader, photos are decoded at the model's scale, maps keep the photo's."""
+    import pyarrow as pa
+    from PIL import Image
+
+    from sf_platform.models.inputs import ImageLoader
+
+    rows = []
+    for k, img in photos.items():
+        big = Image.fromarray(img).resize((img.shape[1] * 2, img.shape[0] * 2))
+        big.save(tmp_path / f"{k}.jpg", quality=90)
+        rows.append({"source": "t", "shard": "0", "image_id": k, "image_uri": (tmp_path / f"{k}.jpg").as_uri(),
+                     "width": big.width, "height": big.height})
+    images = pa.Table.from_pylist(rows, schema=schemas.IMAGES)
+    loader = ImageLoader()
+    decoded = []
+    at_least = loader.at_least
+    loader.at_least = lambda row, need: decoded.append(at_least(row, need)) or decoded[-1]
+    cfg = ModelsConfig(profile="tiny", device="cpu", depth={"batch_size": 2})
+    out, meta = run_depth(images, cfg, loader, _no_given, tiny_dir=tiny_dir)
+    assert out.num_rows == 3 and meta["counts"]["predicted"] == 3
+    assert all(m.scale[0] < 1 for m in decoded)  # 252-px model input: 1/2 or 1/4 decodes
+    for r, img in zip(out.to_pylist(), rows):
+        assert (r["map_height"], r["map_width"]) == map_shape(img["height"], img["width"])
+        assert np.isfinite(decode_depth_map(r["depth_map"], r["map_height"], r["map_width"])).all()

@@ -97,3 +97,43 @@ def test_batched_path_matches_sam_predictor(photos, tiny_dir):
         # Ours is thresholded in SAM's input frame (here 256 px for a 512 px photo), the
         # predictor's at full size: a random tiny model's ragged masks differ a little at edges.
         assert ours[oid]["mask_area"] == pytest.approx(float(masks[0].sum()), rel=0.1)
+
+
+def test_sam_pixels_match_segment_anythings_preprocessing(photos, tiny_dir):
+    """Our tensor path reproduces ResizeLongestSide.apply_image (PIL) + Sam.preprocess."""
+    import torch
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    from sf_platform.models.device import resolve_runtime
+    from sf_platform.models.inputs import as_chw
+    from sf_platform.models.loading import load_sam
+    from sf_platform.models.masks import sam_pixels
+    from sf_platform.models.tiny import ensure_tiny_models
+
+    sam = load_sam(ensure_tiny_models(tiny_dir, ops=("masks",))["masks"], "tiny", runtime=resolve_runtime("cpu")).model
+    transform = ResizeLongestSide(sam.image_encoder.img_size)
+    for img in (photos["coffee"], photos["chelsea"]):
+        resized = transform.apply_image(img)
+        ref = sam.preprocess(torch.from_numpy(resized).permute(2, 0, 1).float())
+        ours = sam_pixels(sam, as_chw(img), resized.shape[:2])
+        assert ours.shape == ref.shape
+        grey = 1 / 57.0  # one grey level in normalised units
+        assert (ours - ref).abs().max() <= 2.5 * grey and (ours - ref).abs().mean() < 0.3 * grey
+
+
+def test_masks_upsampled_only_where_the_image_is_are_identical():
+    import torch
+    import torch.nn.functional as F
+
+    from sf_platform.models.masks import _masks_in_input_frame
+
+    class Sam:  # the two attributes the function reads
+        mask_threshold = 0.0
+
+        class image_encoder:
+            img_size = 256
+
+    low = torch.randn(3, 1, 64, 64)
+    for size in ((192, 256), (256, 171), (256, 256), (5, 256)):
+        full = F.interpolate(low, (256, 256), mode="bilinear", align_corners=False)[:, 0, : size[0], : size[1]] > 0
+        assert np.array_equal(_masks_in_input_frame(Sam, low, size), full.numpy()), size

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 
@@ -59,3 +61,63 @@ def test_vitpose_on_person_boxes_batches_crops(photos, tiny_dir):
     assert rows["g"]["pose_provenance"] == "given"
     assert meta["batches"] == 2 and meta["batch_size_used"] == 2  # 3 crops, batch 2
     assert meta["tiny"] and meta["model"] == "tiny:pose" and meta["counts"]["estimated"] == 3
+
+
+BOXES = [[120.0, 20.0, 250.0, 440.0], [10.5, 300.25, 60.0, 80.0], [450.0, 400.0, 120.0, 160.0]]  # x, y, w, h
+
+
+def test_crops_match_vitpose_processor(photos):
+    """Our crops (only the sampled region is warped) equal VitPoseImageProcessor's pixels,
+    including a box reaching past the image (black outside)."""
+    import torch
+    from transformers import VitPoseImageProcessor
+
+    from sf_platform.core.imaging import ModelImage
+    from sf_platform.models.inputs import normalize
+    from sf_platform.models.pose import vitpose_crops
+
+    proc = VitPoseImageProcessor(size={"height": 256, "width": 192})
+    img = photos["astronaut"]
+    ref = proc(images=img, boxes=[BOXES], return_tensors="pt")["pixel_values"]
+    crops = vitpose_crops(ModelImage.full(img), BOXES, (256, 192))
+    ours = normalize(torch.from_numpy(crops).permute(0, 3, 1, 2), proc.image_mean, proc.image_std)
+    assert ours.shape == ref.shape
+    grey = 1 / (255 * 0.224)
+    assert (ours - ref).abs().max() <= 1.01 * grey  # at most one grey level (float rounding of the warp)
+    assert (ours - ref).abs().mean() < 0.01 * grey
+    assert (crops[2, -40:, -40:] == 0).all()  # past the photo's corner
+
+
+def test_crops_from_a_reduced_decode_are_close_to_full_ones(photos):
+    from PIL import Image
+
+    from sf_platform.core.imaging import ModelImage
+    from sf_platform.models.pose import crops_need, vitpose_crops
+
+    img = np.asarray(Image.fromarray(photos["astronaut"]).resize((1024, 1024)))
+    boxes = [[240.0, 40.0, 500.0, 880.0]]
+    need = crops_need(boxes, (256, 192))(1024, 1024)
+    # The box padded to the crop's aspect (660 x 880) and by 1.25 is 1100 px tall for 256 rows.
+    assert need == (math.ceil(1024 * 256 / 1100), math.ceil(1024 * 256 / 1100))
+    quarter = ModelImage(np.ascontiguousarray(np.asarray(Image.fromarray(img).reduce(4))), 1024, 1024)
+    full = vitpose_crops(ModelImage.full(img), boxes, (256, 192)).astype(int)
+    reduced = vitpose_crops(quarter, boxes, (256, 192)).astype(int)
+    assert np.abs(full - reduced).mean() < 4  # the same region, at the crop's own resolution
+    assert crops_need([[0.0, 0.0, 20.0, 40.0]], (256, 192))(1024, 768) == (1024, 768)  # small box: full size
+
+
+def test_keypoints_match_vitpose_post_processing():
+    import torch
+    from transformers import VitPoseImageProcessor
+    from transformers.models.vitpose.modeling_vitpose import VitPoseEstimatorOutput
+
+    from sf_platform.models.pose import vitpose_keypoints
+
+    proc = VitPoseImageProcessor(size={"height": 256, "width": 192})
+    heatmaps = torch.rand(3, 17, 64, 48, generator=torch.Generator().manual_seed(0))
+    ref = proc.post_process_pose_estimation(VitPoseEstimatorOutput(heatmaps=heatmaps), boxes=[BOXES[:2], BOXES[2:]])
+    kp, scores = vitpose_keypoints(heatmaps.numpy(), BOXES, (256, 192))
+    ref_kp = torch.stack([p["keypoints"] for image in ref for p in image]).numpy()
+    ref_scores = torch.stack([p["scores"] for image in ref for p in image]).numpy()
+    np.testing.assert_allclose(kp, ref_kp, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-6)

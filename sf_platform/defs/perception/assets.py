@@ -12,7 +12,6 @@ import pyarrow as pa
 
 from sf_platform.config import Config
 from sf_platform.core.depth_io import read_depth_map
-from sf_platform.core.imaging import load_oriented_rgb
 from sf_platform.core.qa.settings import QASettings
 from sf_platform.core.scene import build_scene
 from sf_platform.defs.gpu_tags import gpu_op_tags
@@ -21,21 +20,16 @@ from sf_platform.defs.partitions import shards
 from sf_platform.defs.resources import PlatformResource
 from sf_platform.models.depth import run_depth
 from sf_platform.models.detection import run_detections
+from sf_platform.models.inputs import ImageLoader
 from sf_platform.models.masks import run_masks
 from sf_platform.models.pose import run_poses
 
 PERCEPTION_CODE_VERSION = "1"
 
 
-def _image_loader(cfg: Config):
-    def load(row: dict):
-        return load_oriented_rgb(row["image_uri"], cfg.s3)
-
-    return load
-
-
-def _model_metadata(meta: dict) -> dict:
-    return plain(meta)
+def _image_loader(cfg: Config) -> ImageLoader:
+    """Loads each image once, at the smallest JPEG scale the model input allows."""
+    return ImageLoader(cfg.s3)
 
 
 def build_perception_assets(cfg: Config) -> list[dg.AssetsDefinition]:
@@ -49,7 +43,7 @@ def build_perception_assets(cfg: Config) -> list[dg.AssetsDefinition]:
                    images: pa.Table, objects: pa.Table) -> dg.Output:
         c = platform.load()
         table, meta = run_detections(images, objects, c.models, _image_loader(c))
-        return dg.Output(table, metadata=_model_metadata(meta))
+        return dg.Output(table, metadata=plain(meta))
 
     @dg.asset(**gpu, description="Segment Anything masks prompted by each object's box "
               "(or point); compact bitmap + area + predicted IoU + box IoU.")
@@ -57,7 +51,7 @@ def build_perception_assets(cfg: Config) -> list[dg.AssetsDefinition]:
               images: pa.Table, detections: pa.Table) -> dg.Output:
         c = platform.load()
         table, meta = run_masks(images, detections, c.models, _image_loader(c))
-        return dg.Output(table, metadata=_model_metadata(meta))
+        return dg.Output(table, metadata=plain(meta))
 
     @dg.asset(**gpu, description="Depth-Anything-V2 maps (disparity or metric), or the "
               "source's own depth maps (provenance 'given').")
@@ -70,7 +64,7 @@ def build_perception_assets(cfg: Config) -> list[dg.AssetsDefinition]:
         # listed here rather than dropped silently.
         rejected = meta.pop("quarantine", [])
         meta["rejected_depth_maps"] = rejected
-        return dg.Output(table, metadata=_model_metadata(meta))
+        return dg.Output(table, metadata=plain(meta))
 
     @dg.asset(**gpu, description="Person keypoints (ViTPose, or given COCO keypoints) and a "
               "facing estimate with a confidence.")
@@ -78,7 +72,7 @@ def build_perception_assets(cfg: Config) -> list[dg.AssetsDefinition]:
               images: pa.Table, detections: pa.Table) -> dg.Output:
         c = platform.load()
         table, meta = run_poses(images, detections, c.models, _image_loader(c))
-        return dg.Output(table, metadata=_model_metadata(meta))
+        return dg.Output(table, metadata=plain(meta))
 
     @dg.asset(partitions_def=shards, group_name="perception", code_version=PERCEPTION_CODE_VERSION,
               description="One row per object: box, mask stats, depth statistics over the "
