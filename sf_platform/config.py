@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 FORMATS = ("objects365", "openimages", "pixmo", "synthetic")
+# Source keys that name a file or folder (resolved against the config file, checked to exist).
+PATH_KEYS = ("images", "annotations", "classes", "depth", "keypoints", "hierarchy")
 
 
 class ConfigError(ValueError):
@@ -39,6 +41,10 @@ class SourceConfig(_Strict):
     classes: str | None = None
     depth: str | None = None
     keypoints: str | None = None
+    # openimages only: bbox_labels_600_hierarchy.json.  Without it, related classes (Man /
+    # Person) in one photo go unnoticed and their counts and names can be wrong (see
+    # core/sources/openimages.py).
+    hierarchy: str | None = None
     shard_size: int = Field(default=1000, ge=1, le=100_000)
     # Which pixel frame the annotations use when a photo carries an EXIF rotation: "raw"
     # (the stored pixel array, what COCO-style tools measure) or "oriented" (as displayed).
@@ -56,6 +62,8 @@ class SourceConfig(_Strict):
             raise ValueError("format openimages needs 'classes' (class-descriptions CSV)")
         if fmt != "openimages" and self.classes:
             raise ValueError("'classes' is only used by format openimages")
+        if fmt != "openimages" and self.hierarchy:
+            raise ValueError("'hierarchy' is only used by format openimages")
         return self
 
 
@@ -149,7 +157,7 @@ def _check_paths(cfg: Config) -> list[str]:
     """Local paths named in sources must exist (URLs are checked when first read)."""
     problems = []
     for i, s in enumerate(cfg.sources):
-        for key in ("images", "annotations", "classes", "depth", "keypoints"):
+        for key in PATH_KEYS:
             value = getattr(s, key)
             if value is None or "://" in value:
                 continue
@@ -190,7 +198,7 @@ def parse_config(data: dict[str, Any], base_dir: str | Path = ".", check_paths: 
         for s in srcs:
             if isinstance(s, dict):
                 s = dict(s)
-                for key in ("images", "annotations", "classes", "depth", "keypoints"):
+                for key in PATH_KEYS:
                     if isinstance(s.get(key), str):
                         s[key] = _resolve(base, s[key])
             fixed.append(s)

@@ -139,3 +139,12 @@ def test_perspective_is_true(pipeline):
         else:
             facing_side = (not image_right) if p["facing"] == "left" else image_right
             assert (pred == "in_front_of_person") == facing_side, r["question"]
+
+
+def test_scene_records_where_each_input_came_from(pipeline):
+    _, scene, _, _ = pipeline
+    rows = scene.to_pylist()
+    assert {r["depth_provenance"] for r in rows} == {"given"}
+    assert {r["mask_provenance"] for r in rows} == {"box"}
+    persons = [r for r in rows if r["category"] == "person"]
+    assert persons and {r["pose_provenance"] for r in persons} == {"given"}

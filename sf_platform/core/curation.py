@@ -16,6 +16,19 @@ quarantined), ``unknown_image`` (no such image in the shard), ``duplicate_object
 ``point_outside_image``, ``no_geometry``.  Depth reasons: those of
 :mod:`sf_platform.core.depth_io`.
 
+What a lost object means for the rest of its image.  A kept image that lost an object to
+quarantine (bad geometry, duplicate id, ...) no longer shows every instance of that object's
+category: "how many chairs" or "the rightmost chair" over the survivors could be false.  So
+every image records ``incomplete_categories``, the categories that lost an object (from our
+own rejects and from the reader's object rejects, whose ``category`` says which), and
+``all_categories_incomplete`` when an object reject does not record its category (a reader
+that leaves ``category`` null: QA then counts and names nothing in that image, the safe
+side).  An ``unknown_category`` reject marks nothing: its class is outside the source's
+vocabulary (or it has no label at all), so it is no instance of any category we ask about,
+and other categories' counts stay right.  (An unknown OpenImages MID could in principle be a
+subclass of a known class; the class list is the source's own and covers its box labels, so
+we accept that.)
+
 Which frame the annotations are in (EXIF-rotated photos).  The measured dims decide when they
 can: annotated width/height equal to the stored (raw) dims -> the coordinates are in the raw
 frame and are mapped through the EXIF orientation; equal to the oriented dims -> already
@@ -147,6 +160,7 @@ def _quarantine_row(
         "object_id": object_id,
         "reason": reason,
         "detail": detail,
+        "category": row.get("category") if kind == "object" else None,
     }
 
 
@@ -173,7 +187,26 @@ def _vet_images(rows: list[dict], root: str, s3, workers: int) -> tuple[list[_Ve
     return vetted, early
 
 
-def _images_table(kept: list[_Vetted]) -> pa.Table:
+def incomplete_categories(quarantine: pa.Table) -> tuple[dict[str, set[str]], set[str]]:
+    """(image id -> categories that lost an object, image ids that lost an object of an
+    unrecorded category) from the object rows of a ``QUARANTINE`` table (see the module
+    docstring for why and what is exempt)."""
+    per: dict[str, set[str]] = {}
+    whole: set[str] = set()
+    cols = ["kind", "image_id", "reason", "category"]
+    for r in schemas.conform(quarantine, schemas.QUARANTINE).select(cols).to_pylist():
+        if r["kind"] != "object" or r["image_id"] is None:
+            continue
+        if r["category"]:
+            per.setdefault(r["image_id"], set()).add(r["category"])
+        elif r["reason"] != "unknown_category":
+            whole.add(r["image_id"])
+    return per, whole
+
+
+def _images_table(
+    kept: list[_Vetted], incomplete: dict[str, set[str]], unattributed: set[str]
+) -> pa.Table:
     rows = []
     for v in kept:
         d = v.image
@@ -190,6 +223,8 @@ def _images_table(kept: list[_Vetted]) -> pa.Table:
                 "mode": d.mode,
                 "sha256": d.sha256,
                 "depth_uri": None if v.depth_reason else v.row.get("depth_uri"),
+                "incomplete_categories": sorted(incomplete.get(v.row["image_id"], ())),
+                "all_categories_incomplete": v.row["image_id"] in unattributed,
             }
         )
     return pa.Table.from_pylist(rows, schema=schemas.IMAGES)
@@ -413,8 +448,9 @@ def curate_shard(
             pa.Table.from_pylist(quarantined + bad, schema=schemas.QUARANTINE),
         ]
     )
+    incomplete, unattributed = incomplete_categories(quarantine)
     return CuratedShard(
-        images=_images_table([v for v in vetted if v.reason is None]),
+        images=_images_table([v for v in vetted if v.reason is None], incomplete, unattributed),
         objects=_objects_table(good, kept),
         quarantine=quarantine,
     )

@@ -36,6 +36,7 @@ def collect_provenance(store: ObjectStore, cfg, code_versions: dict[str, str]) -
         "objects": sorted(_distinct(store, scene_keys, "provenance")),
         "masks": sorted(_distinct(store, scene_keys, "mask_provenance")),
         "depth": sorted(_distinct(store, scene_keys, "depth_provenance")),
+        "poses": sorted(_distinct(store, scene_keys, "pose_provenance")),
     }
     used = [m for ms in models.values() for m in ms]
     tiny = any(TINY_MARK in m for m in used) or cfg.models.profile == "tiny"

@@ -11,7 +11,15 @@ depth maps and the person poses, and adds per-object facts:
   settings.min_mask_box_iou``; a point-prompted mask (no box) when SAM's own predicted IoU
   is >= ``POINT_MASK_MIN_PRED_IOU``;
 - counts and uniqueness per category (countable instances only: crowd, group, depiction,
-  fake and reflected boxes are never counted, DESIGN.md), ranks within the category;
+  fake and reflected boxes are never counted, DESIGN.md), ranks within the category (among
+  its boxed countable instances);
+- ``category_incomplete``: the image may hold instances of the category that are not
+  countable objects here, because curation quarantined an annotation of it
+  (``images.incomplete_categories`` / ``all_categories_incomplete``), or because an ancestor
+  or descendant class shares the image (``category_ancestors``, OpenImages with a hierarchy:
+  "Man" and "Person" boxes in one photo may be the same people, so neither "how many people"
+  nor "the man" is known).  Such a category is never ``category_unique`` and QA neither
+  counts nor names it;
 - facing for persons, the image-level count annotation (PixMo).
 
 Without a trusted mask (``masks.backend: box``, or a poor SAM mask) the box centre stands in
@@ -34,16 +42,18 @@ import pyarrow as pa
 from sf_platform.core import schemas
 from sf_platform.core.depth_stats import decode_depth_map, object_depth_stats
 from sf_platform.core.mask_bits import unpack_grid
+from sf_platform.core.qa.scene_view import NON_INSTANCE_FLAGS
 from sf_platform.core.qa.settings import QASettings
 
 # SAM's own default quality bar for keeping a mask (pred_iou_thresh of its automatic generator).
 POINT_MASK_MIN_PRED_IOU = 0.88
-NOT_COUNTABLE_FLAGS = ("is_crowd", "is_group", "is_depiction", "is_fake", "is_reflected")
 
 
 def is_countable(obj: dict) -> bool:
     """A real, single, physically present instance (DESIGN.md: flags are kept, never counted)."""
-    return not any(obj.get(f) for f in NOT_COUNTABLE_FLAGS) and (obj.get("bbox_px") is not None or bool(obj.get("points")))
+    return not any(obj.get(f) for f in NON_INSTANCE_FLAGS) and (
+        obj.get("bbox_px") is not None or bool(obj.get("points"))
+    )
 
 
 def instances(obj: dict) -> int:
@@ -109,11 +119,13 @@ def build_scene(
         pose = pose_rows.get(key)
         if pose is not None:
             row["facing"], row["facing_confidence"] = pose["facing"], pose["facing_confidence"]
+            row["pose_provenance"] = pose["pose_provenance"]
         d = depth_rows.get((obj["image_id"],))
         if d is not None:
             row |= _depth_columns(obj, img, d, mask, maps, settings)
         rows.append(row)
 
+    _mark_incomplete_categories(rows, image_rows)
     _add_category_facts(rows)
     return pa.Table.from_pylist(rows, schema=schemas.SCENE)
 
@@ -139,6 +151,31 @@ def _depth_columns(obj, img, d, mask, maps, settings) -> dict:
     }
 
 
+def related_categories(members: list[dict]) -> set[str]:
+    """Categories of one image's objects that share the image with an ancestor or descendant
+    class (``category_ancestors``): both sides of each such pair."""
+    present = {r["category"] for r in members if r["category"] is not None}
+    out: set[str] = set()
+    for r in members:
+        relatives = (set(r.get("category_ancestors") or ()) & present) - {r["category"]}
+        if relatives:
+            out |= relatives | {r["category"]}
+    return out
+
+
+def _mark_incomplete_categories(rows: list[dict], image_rows: dict[str, dict]) -> None:
+    """Set ``category_incomplete`` on every row (see the module docstring)."""
+    by_image: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_image[r["image_id"]].append(r)
+    for image_id, members in by_image.items():
+        img = image_rows[image_id]
+        everything = bool(img.get("all_categories_incomplete"))
+        doubtful = set(img.get("incomplete_categories") or ()) | related_categories(members)
+        for r in members:
+            r["category_incomplete"] = everything or r["category"] in doubtful
+
+
 def _add_category_facts(rows: list[dict]) -> None:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
@@ -146,9 +183,12 @@ def _add_category_facts(rows: list[dict]) -> None:
     for members in groups.values():
         count = sum(instances(r) for r in members)
         ranked = [r for r in members if is_countable(r) and r.get("bbox_px") is not None]
+        # Unique only when the one instance is all there is: no flagged box of the category
+        # (a group-of box may hide more), and the category is not incomplete.
+        clean = all(is_countable(r) and not r["category_incomplete"] for r in members)
         for r in members:
             r["category_count"] = count
-            r["category_unique"] = is_countable(r) and count == 1
+            r["category_unique"] = is_countable(r) and count == 1 and clean
         _rank(ranked, lambda r: ((r["bbox_px"][0] + r["bbox_px"][2]) / 2, r["bbox_px"][0]), "x_rank")
         _rank(ranked, lambda r: -_size(r), "size_rank")
         _rank(ranked, lambda r: None if r.get("depth_median") is None

@@ -58,6 +58,10 @@ OBJECTS = pa.schema(
         ("score", pa.float32()),  # detector confidence; 1.0 for annotations
         ("provenance", pa.string()),  # "annotation" | "detector:<model>" | "points"
         ("keypoints", KEYPOINTS),  # given COCO keypoints (persons), in oriented pixels, or null
+        # Display names of the category's ancestor classes in the source's class hierarchy
+        # (OpenImages with ``hierarchy`` configured: "Man" -> ["Person"]); null when the source
+        # has no hierarchy.  Scene uses it to mark categories whose relatives share the image.
+        ("category_ancestors", pa.list_(pa.string())),
     ]
 )
 
@@ -77,6 +81,12 @@ IMAGES = pa.schema(
         ("depth_uri", pa.string()),
         ("count", pa.int32()),
         ("count_label", pa.string()),
+        # Categories that lost an object of this image to quarantine (curation): their counts
+        # and uniqueness in the image are not known (sorted; empty when none).
+        ("incomplete_categories", pa.list_(pa.string())),
+        # An object of this image was quarantined without a recorded category (other than an
+        # unknown-category reject): no category's count or uniqueness is known.
+        ("all_categories_incomplete", pa.bool_()),
     ]
 )
 
@@ -90,6 +100,7 @@ QUARANTINE = pa.schema(
         ("object_id", pa.string()),
         ("reason", pa.string()),  # short machine code, e.g. "truncated_image"
         ("detail", pa.string()),  # one human sentence
+        ("category", pa.string()),  # the rejected object's category (kind "object"), if known
     ]
 )
 
@@ -172,6 +183,12 @@ SCENE = pa.schema(
         ("facing_confidence", pa.float32()),
         ("image_count", pa.int32()),  # given image-level count (PixMo), or null
         ("image_count_label", pa.string()),
+        # The image may hold instances of this category the scene does not show as countable
+        # objects: an annotation of it was quarantined (images.incomplete_categories), or an
+        # ancestor / descendant class is present (category_ancestors).  QA then neither counts
+        # nor names the category (a box in the question is still fine).
+        ("category_incomplete", pa.bool_()),
+        ("pose_provenance", pa.string()),  # "given" | pose model id (persons only)
     ]
 )
 

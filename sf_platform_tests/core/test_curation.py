@@ -520,3 +520,61 @@ def test_rotated_points_follow_the_photo(tmp_path):
         120,
         80,
     )
+
+
+def test_lost_objects_mark_their_category_incomplete(tmp_path):
+    """B2: an image that keeps its photo but loses an object records which category lost it.
+
+    Curation's own rejects (degenerate box, box outside the image) and the reader's object
+    rejects (with a recorded category) mark that category; a reader reject without a recorded
+    category marks the whole image; an unknown-category reject marks nothing.
+    """
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / f"{name}.jpg").write_bytes(encode(photo(800, 600)))
+    raw_images = pa.Table.from_pylist(
+        [img(k, f"{k}.jpg", 800, 600) for k in ("a", "b", "c", "d")], schema=schemas.RAW_IMAGES
+    )
+    raw_objects = pa.Table.from_pylist(
+        [
+            obj("a1", "a", [10.0, 10.0, 100.0, 200.0], category="Chair"),
+            obj("a2", "a", [300.0, 10.0, 400.0, 200.0], category="Chair"),
+            obj("a3", "a", [500.0, 300.0, 500.0, 400.0], category="Chair"),  # zero width
+            obj("a4", "a", [900.0, 10.0, 950.0, 50.0], category="Chair"),  # outside 800x600
+            obj("a5", "a", [600.0, 100.0, 700.0, 500.0], category="Lamp"),
+            obj("b1", "b", [10.0, 10.0, 100.0, 200.0], category="Dog"),
+            obj("c1", "c", [10.0, 10.0, 100.0, 200.0], category="Dog"),
+            obj("d1", "d", [10.0, 10.0, 100.0, 200.0], category="Dog"),
+        ],
+        schema=schemas.OBJECTS,
+    )
+
+    def reader_reject(object_id, image_id, reason, category=None):
+        return {"source": SOURCE, "shard": SHARD, "kind": "object", "image_id": image_id,
+                "object_id": object_id, "reason": reason, "detail": "-", "category": category}
+
+    raw_q = pa.Table.from_pylist(
+        [
+            reader_reject("b2", "b", "nan_box", "Cat"),
+            reader_reject("c2", "c", "degenerate_box"),  # category not recorded
+            reader_reject("d2", "d", "unknown_category"),
+        ],
+        schema=schemas.QUARANTINE,
+    )
+    out = curate_shard(raw_images, raw_objects, raw_q, str(tmp_path))
+    assert reasons(out, "object") == {
+        "a3": "degenerate_box",
+        "a4": "box_outside_image",
+        "b2": "nan_box",
+        "c2": "degenerate_box",
+        "d2": "unknown_category",
+    }
+    q = {r["object_id"]: r["category"] for r in out.quarantine.to_pylist()}
+    assert q["a3"] == q["a4"] == "Chair"  # curation records the category it quarantined
+    images = {r["image_id"]: r for r in out.images.to_pylist()}
+    got = {k: (r["incomplete_categories"], r["all_categories_incomplete"]) for k, r in images.items()}
+    assert got == {
+        "a": (["Chair"], False),
+        "b": (["Cat"], False),
+        "c": ([], True),
+        "d": ([], False),
+    }

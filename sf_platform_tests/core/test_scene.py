@@ -243,3 +243,78 @@ def test_synthetic_scenes_depth_and_facing_match_ground_truth(tmp_path):
             confident += 1
             assert s["facing"] == g["facing"], g["object_id"]
     assert confident >= 0.8 * len(persons)
+
+
+def test_quarantined_annotation_makes_its_category_incomplete(tmp_path):
+    """B2, the reviewer's case: 4 chairs annotated, 2 quarantined for bad geometry.  Without
+    the flag QA said "How many chairs? 2" and named "the rightmost chair"."""
+    from PIL import Image
+
+    from sf_platform.core.curation import curate_shard
+    from sf_platform.core.qa.generate import generate_tasks
+
+    Image.fromarray(np.full((600, 800, 3), 128, np.uint8)).save(tmp_path / "a.jpg")
+    raw_images = pa.Table.from_pylist(
+        [{"source": "o365", "shard": "00000", "image_id": "1", "file_name": "a.jpg",
+          "width": 800, "height": 600}],
+        schema=schemas.RAW_IMAGES,
+    )
+
+    def o(oid, box, cat="Chair"):
+        return {"source": "o365", "shard": "00000", "object_id": oid, "image_id": "1",
+                "category": cat, "bbox_px": box, "provenance": "annotation", "score": 1.0}
+
+    raw_objects = pa.Table.from_pylist([
+        o("1", [10., 10., 100., 200.]), o("2", [300., 10., 400., 200.]),
+        o("3", [500., 300., 500., 400.]),  # zero width: degenerate_box
+        o("4", [900., 10., 950., 50.]),  # outside the 800-wide photo: box_outside_image
+        o("5", [600., 100., 700., 500.], "Lamp"),
+    ], schema=schemas.OBJECTS)
+    cur = curate_shard(raw_images, raw_objects, schemas.empty(schemas.QUARANTINE), str(tmp_path))
+    scene = build_scene(cur.images, cur.objects, None, None, None)
+    rows = {r["object_id"]: r for r in scene.to_pylist()}
+    assert [rows[k]["category_incomplete"] for k in ("1", "2", "5")] == [True, True, False]
+    assert rows["5"]["category_unique"] and not rows["1"]["category_unique"]
+    out = generate_tasks(scene, QASettings(max_category_share=1.0))
+    counted = {r["fact"]["subject"]: r["answer"] for r in out["counting"].to_pylist()}
+    assert counted == {"Lamp": "1"}
+    texts = [r["question"] + " " + r["answer"] for t in out.values() for r in t.to_pylist()]
+    assert not [t for t in texts if "most chair" in t or "the chair?" in t.lower()]
+    assert not [r for r in out["grounding"].to_pylist() if r["fact"]["subject"] == "Chair"]
+    assert any("The lamp." == r["answer"] for r in out["referring"].to_pylist())
+
+
+def test_related_classes_and_lost_categories_are_not_unique():
+    """category_ancestors (OpenImages hierarchy): a "Man" next to a "Person" box is incomplete
+    both ways; images.all_categories_incomplete marks every category of the image."""
+    images = pa.Table.from_pylist(
+        [{"image_id": "A", "width": 1000, "height": 1000},
+         {"image_id": "B", "width": 1000, "height": 1000, "all_categories_incomplete": True}],
+        schema=schemas.IMAGES,
+    )
+    objects = _objects([
+        {"object_id": "m", "image_id": "A", "category": "Man", "bbox_px": [0, 0, 100, 500],
+         "category_ancestors": ["Person"]},
+        {"object_id": "p", "image_id": "A", "category": "Person", "bbox_px": [300, 0, 400, 500],
+         "category_ancestors": []},
+        {"object_id": "car", "image_id": "A", "category": "Car", "bbox_px": [600, 0, 900, 300],
+         "category_ancestors": ["Vehicle"]},
+        {"object_id": "dog", "image_id": "B", "category": "Dog", "bbox_px": [0, 0, 100, 100]},
+    ], 1000, 1000)
+    rows = {r["object_id"]: r for r in build_scene(images, objects, None, None, None).to_pylist()}
+    assert {k: (r["category_incomplete"], r["category_unique"]) for k, r in rows.items()} == {
+        "m": (True, False),
+        "p": (True, False),
+        "car": (False, True),
+        "dog": (True, False),
+    }
+
+
+@pytest.mark.parametrize("flag", ["is_crowd", "is_group", "is_depiction", "is_fake", "is_reflected"])
+def test_scene_and_qa_share_one_list_of_non_instance_flags(flag):
+    from sf_platform.core import scene as scene_module
+    from sf_platform.core.qa.scene_view import NON_INSTANCE_FLAGS
+
+    assert flag in NON_INSTANCE_FLAGS and not hasattr(scene_module, "NOT_COUNTABLE_FLAGS")
+    assert not scene_module.is_countable({"bbox_px": [0, 0, 1, 1], flag: True})
+    assert scene_module.is_countable({"bbox_px": [0, 0, 1, 1], flag: False})

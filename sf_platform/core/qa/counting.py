@@ -1,8 +1,11 @@
 """counting: "How many <category> are there?" with the number as the answer.
 
-- From annotated instances: only for *clean* categories in the image (no crowd, group-of,
-  depiction, fake or reflected box of that category): a group-of box hides an unknown number
-  of instances, and a reflection or a painted chair makes "how many chairs" ambiguous.
+- From annotated instances: only for *clean* categories in the image
+  (``SceneView.category_clean``: no crowd, group-of, depiction, fake or reflected box of that
+  category, no annotation of it lost to quarantine, no related OpenImages class present): a
+  group-of box hides an unknown number of instances, a reflection or a painted chair makes
+  "how many chairs" ambiguous, and a quarantined chair annotation is a chair not counted.
+  The count is of instances: one per box, one per point of a point-only object (PixMo).
 - From a given image-level count (PixMo ``image_count`` / ``image_count_label``): used as
   given, and the same category is then not counted from instances again.  A given count of
   zero is not asked: "how many X" about an absent X tests hallucination, not counting, and
@@ -44,7 +47,7 @@ def _members(view: SceneView) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         zero_copy_only=False
     )
     # Instance counts (clean categories, not the image's given-count label).
-    cnt = view.n_countable_same_category
+    cnt = view.n_instances
     inst = (
         view.countable
         & view.category_clean
@@ -72,7 +75,8 @@ def generate(view: SceneView) -> pa.Table:
     sizes = np.diff(offsets)
     inst_cat = view.category.take(pa.array(members[offsets[:-1][:n_inst]]))
     category = pa.concat_arrays([inst_cat, view.image_count_label.take(pa.array(gimg[n_inst:]))])
-    count = np.r_[sizes[:n_inst], view.image_count[gimg[n_inst:]]].astype(np.int64)
+    inst_count = view.n_instances[members[offsets[:-1][:n_inst]]]
+    count = np.r_[inst_count, view.image_count[gimg[n_inst:]]].astype(np.int64)
     cat_hash = hash_strings(category)
     key = combine(view.image_hash[gimg], task_hash(TASK), cat_hash, s.seed)
     pri = mix(key, SALT_SELECT)

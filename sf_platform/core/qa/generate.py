@@ -19,12 +19,12 @@ from sf_platform.core.qa.settings import QASettings
 from sf_platform.core.schemas import TASKS
 
 TASK_CODE_VERSIONS: dict[str, str] = {
-    "grounding": "grounding-1",
-    "referring": "referring-1",
-    "counting": "counting-1",
-    "near_far": "near_far-1",
-    "left_right": "left_right-1",
-    "perspective": "perspective-1",
+    "grounding": "grounding-2",
+    "referring": "referring-2",
+    "counting": "counting-2",
+    "near_far": "near_far-2",
+    "left_right": "left_right-2",
+    "perspective": "perspective-2",
 }
 GENERATORS = {
     "grounding": grounding.generate,

@@ -7,8 +7,10 @@ Two forms:
   :mod:`references`); the box form of a reference is never used here (it would give the
   answer away).  Fact: ``(object_id, "bbox_1000", "", "[x1,y1,x2,y2]")``.
 - multi: "Locate every <category> ..." -> a JSON list of all its instances (left to right),
-  only for clean categories (no crowd/group/depiction/fake/reflected box of the category in
-  the image: the list would be incomplete or wrong) with 2..``count_cap`` instances, all boxed.
+  only for clean categories (``SceneView.category_clean``: no crowd/group/depiction/fake/
+  reflected box of the category in the image, none of its annotations quarantined, no related
+  OpenImages class: the list would be incomplete or wrong) with 2..``count_cap`` instances,
+  all boxed (a point-only instance has no box to list).
   Fact: ``(category, "all_bbox_1000", "", "[[x1,y1,x2,y2],...]")``; ``objects`` lists every
   instance in answer order.
 """
@@ -62,11 +64,9 @@ def _compact_boxes(view: SceneView) -> pa.Array:
 def _multi_groups(view: SceneView) -> tuple[np.ndarray, np.ndarray]:
     """(members sorted by group then left to right, group start offsets) of multi candidates."""
     s = view.settings
-    ok = view.countable & view.category_clean
-    inv = np.unique(view.cat_group, return_inverse=True)[1]
-    n_boxed = np.bincount(inv, weights=(ok & view.has_box).astype(float))[inv]
-    cnt = view.n_countable_same_category
-    idx = np.flatnonzero(ok & view.has_box & (cnt >= 2) & (cnt <= s.count_cap) & (n_boxed == cnt))
+    ok = view.countable & view.category_clean & view.has_box & view.all_boxed
+    cnt = view.n_instances
+    idx = np.flatnonzero(ok & (cnt >= 2) & (cnt <= s.count_cap))
     idx = idx[np.lexsort((idx, view.box[idx, 1], view.box[idx, 0], view.cat_group[idx]))]
     return idx, group_starts(view.cat_group[idx])
 

@@ -35,7 +35,6 @@ from sf_platform.core.qa.scene_view import (
     FACING_LEFT,
     FACING_TOWARD,
     SceneView,
-    clearly_left_of,
 )
 from sf_platform.core.qa.templates import NO, TEMPLATES, YES, const, pick, render, slot_position
 
@@ -55,8 +54,8 @@ def _candidates(view: SceneView):
     o = np.r_[j[person[i]], i[person[j]]]
     f = view.facing[p]
     m = 1000.0 * s.left_right_margin
-    o_left, gap = clearly_left_of(view.box[o], view.box[p], m)
-    o_right, _ = clearly_left_of(view.box[p], view.box[o], m)
+    o_left, gap = view.clearly_left_of(o, p)
+    o_right, _ = view.clearly_left_of(p, o)
     frontal = (f == FACING_TOWARD) | (f == FACING_AWAY)
     depth_ok = view.depth_ok[p] & view.depth_ok[o] & ~view.truncated[p] & ~view.truncated[o]
     dgap = view.near_score[o] - view.near_score[p]

@@ -5,14 +5,18 @@ be named
 
 - by its category alone when it is the only box of that category in the image ("the chair");
 - by a disambiguating attribute when its category repeats: the leftmost / rightmost one (clear
-  of every other instance by the left_right rule), the largest one (area at least
-  ``referring_size_ratio`` times the next), or the one closest to / farthest from the camera
-  (depth gap over the near_far margin to every other instance, all with reliable depth);
+  of every other instance by the left_right rule, :func:`scene_view.clearly_left_of`), the
+  largest one (area at least ``referring_size_ratio`` times the next), or the one closest to /
+  farthest from the camera (depth gap over the near_far margin to every other instance, all
+  with reliable depth);
 - or by its box in the question ("the chair at [100, 500, 300, 900]").
 
-Attributes are only offered over a *clean* category (no crowd/group/depiction/fake/reflected
-box of it in the image: with a "group of chairs" box present, "the leftmost chair" is not
-well defined).  A relation question never names its objects by the attribute it asks about
+Names and attributes are only offered over a *clean* category (``SceneView.category_clean``:
+no crowd/group/depiction/fake/reflected box of it in the image, no annotation of it lost to
+quarantine, no related OpenImages class present: with a "group of chairs" box present, "the
+leftmost chair" is not well defined), and attributes only when *every* instance of it has a
+box (``SceneView.all_boxed``): a point-only instance (a PixMo point the detector matched to no
+box) has no extent to compare, so "the rightmost chair" among the boxed ones could be false.  A relation question never names its objects by the attribute it asks about
 ("which is closer, the chair closest to the camera or ..." gives the answer away), so each
 task passes the attributes it may use.
 """
@@ -51,6 +55,10 @@ _INVARIANT_PLURALS = {
     "pants",
     "shorts",
 }
+# Singular nouns ending in a lone "s" (not "ss"/"us"/"is"), which the "already plural" rule
+# would leave as they are ("how many canvas").  A list, not an "-as" rule: "cameras", "sofas"
+# and "zebras" (PixMo labels can be plural) end in "-as" too.
+_SINGULAR_S = {"canvas", "gas", "atlas", "alias", "bias", "pancreas", "lens", "christmas"}
 _IRREGULAR = {
     "person": "people",
     "man": "men",
@@ -86,7 +94,7 @@ def plural(name: str) -> str:
         p = last
     elif low in _IRREGULAR:
         p = _IRREGULAR[low]
-    elif low.endswith("s") and not low.endswith(("ss", "us", "is")):
+    elif low.endswith("s") and not low.endswith(("ss", "us", "is")) and low not in _SINGULAR_S:
         p = last  # "sneakers", "boots": already plural
     elif low.endswith(("s", "x", "z", "ch", "sh")):
         p = last + "es"
@@ -124,37 +132,25 @@ def attributes(view: SceneView) -> Attributes:
         return cached
     s = view.settings
     n = view.n
-    member = view.countable & view.has_box & view.category_clean
+    member = view.countable & view.has_box & view.category_clean & view.all_boxed
     g = view.cat_group
-    repeated = member & (view.n_countable_same_category >= 2)
-    b = view.box.astype(np.float64)
-    margin_1000 = 1000.0 * s.left_right_margin
+    repeated = member & (view.n_instances >= 2)
     ok = np.zeros((n, len(ATTRIBUTES)), dtype=bool)
     margin = np.zeros((n, len(ATTRIBUTES)))
-    # A clean category whose only instance is this one (points without boxes also count).
-    ok[:, 0] = member & (view.n_same_category == 1)
-    # Leftmost: extents left of every other instance's, centre clear of the runner-up.
-    o_x1, o_x2 = others_min(g, b[:, 0], member), others_min(g, b[:, 2], member)
-    gap_l = others_min(g, view.centre_x, member) - view.centre_x
-    ok[:, 1] = (
-        repeated & (b[:, 0] < o_x1) & (b[:, 2] < o_x2) & ((gap_l > margin_1000) | (b[:, 2] <= o_x1))
-    )
-    margin[:, 1] = gap_l
-    r_x1, r_x2 = others_max(g, b[:, 0], member), others_max(g, b[:, 2], member)
-    r_cx = others_max(g, view.centre_x, member)
-    gap_r = view.centre_x - r_cx
-    ok[:, 2] = (
-        repeated & (b[:, 0] > r_x1) & (b[:, 2] > r_x2) & ((gap_r > margin_1000) | (b[:, 0] >= r_x2))
-    )
-    margin[:, 2] = gap_r
+    # The only instance of a clean category (a point-only instance counts too: n_instances).
+    ok[:, 0] = member & (view.n_instances == 1)
+    # Leftmost / rightmost: clearly left (right) of every other instance by the left_right rule.
+    ok[:, 1] = repeated & _clear_extreme(view, member, leftmost=True)
+    margin[:, 1] = others_min(g, view.centre_x, member) - view.centre_x
+    ok[:, 2] = repeated & _clear_extreme(view, member, leftmost=False)
+    margin[:, 2] = view.centre_x - others_max(g, view.centre_x, member)
     area = view.area_frac
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = area / others_max(g, area, member)
     ok[:, 3] = repeated & (ratio >= s.referring_size_ratio)
     margin[:, 3] = ratio
     # Depth extremes: every instance of the category must have a reliable depth.
-    inv = np.unique(g, return_inverse=True)[1]
-    all_ok = np.bincount(inv, weights=(member & ~view.depth_ok).astype(float))[inv] == 0
+    all_ok = view.category_total(member & ~view.depth_ok) == 0
     near = np.where(view.depth_ok, view.near_score, 0.0)
     gap_c = near - others_max(g, near, member)
     gap_f = others_min(g, near, member) - near
@@ -166,6 +162,26 @@ def attributes(view: SceneView) -> Attributes:
     out = Attributes(ok=ok, margin=np.where(np.isfinite(margin), margin, np.nan))
     view.__dict__["_attributes"] = out
     return out
+
+
+def _clear_extreme(view: SceneView, member: np.ndarray, leftmost: bool) -> np.ndarray:
+    """Members clearly left (``leftmost``) or right of every other member of their group.
+
+    Only the member with the strictly smallest ``x1`` (largest ``x2``) of its group can be, so
+    each group's candidate is paired with every other member once (linear in the members, not
+    quadratic) and kept when :meth:`SceneView.clearly_left_of` holds for all of them.
+    """
+    g = view.cat_group
+    edge = view.box[:, 0] if leftmost else -view.box[:, 2]
+    cand = member & (edge < others_min(g, edge.astype(np.float64), member))
+    inv, n_groups = view.cat_inverse
+    cand_of = np.full(n_groups, -1, dtype=np.int64)
+    cand_of[inv[cand]] = np.flatnonzero(cand)
+    j = np.flatnonzero(member & ~cand & (cand_of[inv] >= 0))
+    c = cand_of[inv[j]]
+    fine = view.clearly_left_of(c, j)[0] if leftmost else view.clearly_left_of(j, c)[0]
+    failed = np.bincount(inv[j[~fine]], minlength=n_groups)
+    return cand & (failed[inv] == 0)
 
 
 @dataclass(frozen=True)

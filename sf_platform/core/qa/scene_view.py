@@ -9,8 +9,11 @@ machine; duplicate ``(source, image_id, object_id)`` rows are refused with a cle
 because they would make that order matter.
 
 Conventions: boxes are the stored ``bbox_1000`` ints (so "left of" is measured in the same
-[0, 1000] units the questions print); a null flag counts as "not flagged"; an object without a
-category or a box can be counted (points) but never named or used as a relation endpoint.
+[0, 1000] units the questions print); a null flag counts as "not flagged" (a reader whose
+source can say "unknown" resolves it itself: OpenImages' unknown group/depiction/truncated
+flags arrive as True, see :mod:`sf_platform.core.sources.openimages`); an object without a
+category or a box can be counted (points: one instance per point) but never named or used as
+a relation endpoint.
 """
 
 from __future__ import annotations
@@ -95,21 +98,33 @@ def others_max(group: np.ndarray, values: np.ndarray, member: np.ndarray) -> np.
 
 
 def clearly_left_of(
-    a: np.ndarray, b: np.ndarray, margin_1000: float
+    a: np.ndarray, b: np.ndarray, margin_1000: float, max_overlap: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Is box ``a`` clearly left of box ``b`` (``[n, 4]`` in [0, 1000])?  Returns (flag, centre gap).
 
-    Clear means no horizontal overlap (``a.x2 <= b.x1``), or, when the boxes overlap, both
-    extents in the same order (``a.x1 < b.x1`` and ``a.x2 < b.x2``) and centres more than
-    ``margin_1000`` apart.  Comparing extents, not just centres, keeps a cup held in front of a
-    person (box inside box) from being called "left of" them (DESIGN.md, "Why relation
-    answers need margins").
+    The one left/right rule of every task (left_right, perspective, "the leftmost / rightmost"
+    references), so they never disagree.  Clear means no horizontal overlap (``a.x2 <= b.x1``),
+    or, when the boxes overlap:
+
+    - both extents in the same order (``a.x1 < b.x1`` and ``a.x2 < b.x2``): a cup held in front
+      of a person (box inside box) is neither left nor right of them;
+    - the overlap at most ``max_overlap`` of the *narrower* box's width (default 0.3): at
+      least 70% of each box then lies on its own side, which also puts the centres at least
+      0.7 x the mean box width apart.  Heavily overlapping boxes are objects in contact or one
+      in front of the other (a person sitting on a sofa: boxes [100, 900] and [160, 960]
+      overlap over 92% of the narrower one), where "left of" is a matter of opinion; DESIGN.md
+      ("Why relation answers need margins") prefers dropping such a pair to publishing it;
+    - centres more than ``margin_1000`` apart (``left_right_margin`` of the image width): a
+      floor for small boxes, whose few-pixel annotation noise is a large share of their size.
     """
     ax1, ax2, bx1, bx2 = a[:, 0], a[:, 2], b[:, 0], b[:, 2]
     gap = (bx1 + bx2 - ax1 - ax2) / 2.0
     no_overlap = ax2 <= bx1
     ordered = (ax1 < bx1) & (ax2 < bx2)
-    return no_overlap | (ordered & (gap > margin_1000)), gap
+    overlap = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
+    narrower = np.minimum(ax2 - ax1, bx2 - bx1)
+    small = overlap <= max_overlap * narrower
+    return no_overlap | (ordered & small & (gap > margin_1000)), gap
 
 
 class SceneView:
@@ -215,30 +230,57 @@ class SceneView:
         return self.img * (len(self.cat_names) + 1) + self.cat
 
     @cached_property
-    def _cat_counts(self) -> tuple[np.ndarray, np.ndarray]:
-        g = self.cat_group
-        uniq, inv = np.unique(g, return_inverse=True)
-        n_all = np.bincount(inv, weights=self.has_category.astype(np.float64), minlength=len(uniq))
-        n_cnt = np.bincount(inv, weights=self.countable.astype(np.float64), minlength=len(uniq))
-        return n_all[inv].astype(np.int64), n_cnt[inv].astype(np.int64)
+    def cat_inverse(self) -> tuple[np.ndarray, int]:
+        """(dense 0..k-1 id of each object's (image, category) group, k)."""
+        inv = np.unique(self.cat_group, return_inverse=True)[1]
+        return inv, int(inv.max()) + 1 if len(inv) else 0
 
-    @property
-    def n_same_category(self) -> np.ndarray:
-        """Boxes/points of the object's category in its image, countable or not."""
-        return self._cat_counts[0]
+    def category_total(self, values: np.ndarray) -> np.ndarray:
+        """Per object, the sum of ``values`` over its (image, category) group."""
+        inv, n = self.cat_inverse
+        return np.bincount(inv, weights=np.asarray(values, np.float64), minlength=n)[inv]
 
-    @property
-    def n_countable_same_category(self) -> np.ndarray:
-        return self._cat_counts[1]
+    @cached_property
+    def n_instances(self) -> np.ndarray:
+        """Countable instances of the object's category in its image: boxes plus points.
+
+        A point-only object (PixMo, a point the detector matched to no box) is one instance
+        per point, like ``core.scene.instances``; counting and uniqueness must see it.
+        """
+        return self.category_total(self.instances).astype(np.int64)
+
+    @cached_property
+    def all_boxed(self) -> np.ndarray:
+        """Every countable instance of the object's category in its image has a box.
+
+        Only then can its instances be compared by position, size or depth: "the rightmost
+        chair" among boxed chairs is false when a point-only chair lies further right.
+        """
+        return self.n_instances == self.category_total(self.countable & self.has_box)
+
+    @cached_property
+    def category_incomplete(self) -> np.ndarray:
+        """The scene's ``category_incomplete``: the category may have instances the scene does
+        not show as countable objects (an annotation lost to quarantine, a related OpenImages
+        class in the image; see ``core.scene``).  Null (older scenes) reads as complete."""
+        return self.category_total(_np(self.column("category_incomplete"), False, bool)) > 0
 
     @cached_property
     def category_clean(self) -> np.ndarray:
-        """No crowd/group/depiction/fake/reflected box of this category in the image.
+        """Every object of this category in the image is one countable instance with geometry
+        (no crowd/group/depiction/fake/reflected box), and the category is not incomplete.
 
         Only then may the category be counted or named: "the chair" or "how many chairs" is
-        ambiguous when a mirror reflection or a "group of chairs" box is also a chair.
+        ambiguous when a mirror reflection or a "group of chairs" box is also a chair, and
+        false when a chair annotation was quarantined for bad geometry (a box in the question
+        stays fine: it names the object whatever else is in the image).
         """
-        return self.has_category & (self.n_same_category == self.n_countable_same_category)
+        whole = self.countable & (self.has_box | (self.n_points > 0))
+        return (
+            self.has_category
+            & (self.category_total(~whole & self.has_category) == 0)
+            & ~self.category_incomplete
+        )
 
     # -- flags and geometry ----------------------------------------------------------------
     def flag(self, name: str) -> np.ndarray:
@@ -250,6 +292,24 @@ class SceneView:
         for f in NON_INSTANCE_FLAGS:
             bad |= self.flag(f)
         return ~bad & (self.cat < len(self.cat_names))
+
+    @cached_property
+    def n_points(self) -> np.ndarray:
+        """Number of points of each object (0 where none)."""
+        return _np(pc.list_value_length(_strings(self.column("points"))), 0, np.int64)
+
+    @cached_property
+    def instances(self) -> np.ndarray:
+        """Instances each object stands for: 1 for a countable box, one per point for a
+        countable point-only object, 0 for anything not countable."""
+        return np.where(self.countable, np.where(self.has_box, 1, self.n_points), 0)
+
+    def clearly_left_of(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`clearly_left_of` of objects ``i`` and ``j`` under this view's settings."""
+        s = self.settings
+        return clearly_left_of(
+            self.box[i], self.box[j], 1000.0 * s.left_right_margin, s.left_right_max_overlap
+        )
 
     @cached_property
     def truncated(self) -> np.ndarray:
@@ -312,13 +372,10 @@ class SceneView:
                 (d - dmin) / np.where(rng > 0, rng, np.nan),
             )
         margin = np.where(metric, s.near_far_log_margin, s.near_far_disparity_margin)
-        iou = _np(self.column("mask_box_iou"), 1.0, np.float64)
-        ok = (
-            self.flag("depth_reliable")
-            & (metric | disp)
-            & np.isfinite(score)
-            & (iou >= s.min_mask_box_iou)
-        )
+        # Reliability is decided once, by the scene (``depth_reliable`` already folds in mask
+        # quality: a poor mask falls back to the box, trusted only when the whole box is one
+        # depth layer, ``core.depth_stats``); a second mask gate here only dropped good pairs.
+        ok = self.flag("depth_reliable") & (metric | disp) & np.isfinite(score)
         kind_code = np.where(metric, 0, np.where(disp, 1, -1))
         return np.where(ok, score, np.nan), margin, ok, kind_code
 

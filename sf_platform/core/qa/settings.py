@@ -19,11 +19,17 @@ class QASettings(BaseModel):
     # Disparity: gap over the image's own normalized disparity range.
     near_far_log_margin: float = Field(default=0.2, gt=0)
     near_far_disparity_margin: float = Field(default=0.15, gt=0, lt=1)
-    # left_right: horizontal separation; no overlap, or centre gap over this share of width.
+    # left_right (and perspective, leftmost/rightmost): no overlap, or ordered extents with
+    # centres over this share of the image width apart AND an overlap of at most
+    # left_right_max_overlap of the narrower box's width (scene_view.clearly_left_of: at
+    # least 70% of each box on its own side; heavier overlap is contact / occlusion, where
+    # "left of" is an opinion, so the pair is dropped).
     left_right_margin: float = Field(default=0.05, ge=0, lt=1)
+    left_right_max_overlap: float = Field(default=0.3, ge=0, lt=1)
     # perspective: only for people whose facing estimate is at least this confident.
     min_facing_confidence: float = Field(default=0.6, ge=0, le=1)
-    # Mask quality under which an object's depth statistics are not trusted.
+    # Mask quality under which the scene does not trust a mask for an object's depth
+    # statistics (core.scene.mask_trusted; QA then relies on the scene's depth_reliable).
     min_mask_box_iou: float = Field(default=0.5, ge=0, le=1)
     # Objects smaller than this share of the image are not used as relation endpoints.
     min_object_area_frac: float = Field(default=0.001, ge=0, lt=1)

@@ -68,7 +68,7 @@ from sf_platform.core.sources.records import RAW_OBJECTS, SourceRecords, Spill, 
 from sf_platform.storage.object_store import ObjectStore, filesystem_for, join_uri
 
 # Bump when the reader output for the same inputs changes (forces a rebuild via the fingerprint).
-READER_VERSION = "1"
+READER_VERSION = "2"
 # Images per index file: ~16k images x ~15 boxes keeps one bucket (sorted in memory while the
 # file is written) around a quarter million rows (~40 MB of Arrow data per copy).
 IMAGES_PER_FILE = 16_384
@@ -150,7 +150,7 @@ def source_fingerprint(src: SourceConfig, s3: S3Config) -> str:
 
         parts["generator"] = str(getattr(synthetic, "GENERATOR_VERSION", ""))
     else:
-        for key in ("annotations", "classes", "keypoints"):
+        for key in ("annotations", "classes", "keypoints", "hierarchy"):
             uri = getattr(src, key)
             if uri:
                 parts[key] = _file_stats(uri, s3)
@@ -210,6 +210,7 @@ class _Inputs:
     classes: str | None
     depth: str | None
     keypoints: str | None
+    hierarchy: str | None = None
 
 
 def _resolve_inputs(src: SourceConfig) -> _Inputs:
@@ -225,7 +226,10 @@ def _resolve_inputs(src: SourceConfig) -> _Inputs:
             str(gen.depth_dir) if getattr(gen, "depth_dir", None) else None,
             str(gen.keypoints) if getattr(gen, "keypoints", None) else None,
         )
-    return _Inputs(src.format, src.images, src.annotations, src.classes, src.depth, src.keypoints)
+    return _Inputs(
+        src.format, src.images, src.annotations, src.classes, src.depth, src.keypoints,
+        src.hierarchy,
+    )
 
 
 def _read(inputs: _Inputs, s3: S3Config, folder: str) -> SourceRecords:
@@ -234,7 +238,9 @@ def _read(inputs: _Inputs, s3: S3Config, folder: str) -> SourceRecords:
     if inputs.format == "objects365":
         return read_objects365(inputs.annotations, spill, ep, region)
     if inputs.format == "openimages":
-        return read_openimages(inputs.annotations, inputs.classes, spill, ep, region)
+        return read_openimages(
+            inputs.annotations, inputs.classes, spill, ep, region, hierarchy_uri=inputs.hierarchy
+        )
     if inputs.format == "pixmo":
         return read_pixmo(inputs.annotations, spill, ep, region)
     raise ValueError(f"unknown source format {inputs.format!r}")
@@ -718,7 +724,7 @@ def _boxes_np(col, n: int) -> np.ndarray:
 def _object_quarantine(ctx: _Context, rejects: pa.Table) -> list[dict]:
     rows = []
     for r in rejects.select(
-        ["object_id", "image_key", "_pos", "_seq", "_reason", "_detail"]
+        ["object_id", "image_key", "category", "_pos", "_seq", "_reason", "_detail"]
     ).to_pylist():
         p = r["_pos"]
         known = p < ORPHAN_POS
@@ -733,6 +739,7 @@ def _object_quarantine(ctx: _Context, rejects: pa.Table) -> list[dict]:
                 "object_id": r["object_id"],
                 "reason": r["_reason"],
                 "detail": r["_detail"],
+                "category": r["category"],
                 "_pos": p,
                 "_rank": _KIND_RANK["object"],
                 "_seq": r["_seq"],

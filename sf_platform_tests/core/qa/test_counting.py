@@ -90,3 +90,32 @@ def test_a_given_zero_count_is_not_asked():
     )
     rows = check_table(generate_task("counting", sc, S), "counting")
     assert [(r["fact"]["subject"], r["answer"]) for r in rows] == [("Dog", "1")]
+
+
+def test_point_only_objects_count_one_instance_per_point():
+    """B1: a point-only object stands for one instance per point (core.scene.instances)."""
+    pts = [{"x": 100.0, "y": 300.0}, {"x": 700.0, "y": 300.0}]
+    sc = scene(
+        {
+            "i": [
+                obj(1, "Chair", (300, 200, 500, 400)),
+                obj(2, "Chair", None, provenance="points", points=pts),
+                obj(3, "Chair", None, provenance="points", points=pts[:1]),
+            ]
+        }
+    )
+    assert counts(sc)["Chair"][0] == 4
+
+
+def test_incomplete_category_is_not_counted():
+    """B2: a chair annotation quarantined by curation is a chair the scene does not show."""
+    sc = scene(
+        {
+            "i": [
+                obj(1, "Chair", (0, 0, 100, 100), category_incomplete=True),
+                obj(2, "Chair", (200, 0, 300, 100), category_incomplete=True),
+                obj(3, "Lamp", (500, 0, 600, 100)),
+            ]
+        }
+    )
+    assert set(counts(sc)) == {"Lamp"}

@@ -88,3 +88,17 @@ def test_per_image_cap_and_answers_match_objects_on_random_scenes():
         per_image[r["image_id"]] = per_image.get(r["image_id"], 0) + 1
         assert grounding_boxes(r["answer"]) == [o["bbox_1000"] for o in r["objects"]]
     assert max(per_image.values()) <= S.max_grounding_per_image
+
+
+def test_multi_instance_needs_a_complete_boxed_category():
+    """B1/B2: no "every chair" list when a chair is point-only or a chair annotation was lost."""
+    chairs = [obj(1, "Chair", (0, 0, 100, 100)), obj(2, "Chair", (500, 0, 600, 100))]
+    pointed = obj(3, "Chair", None, provenance="points", points=[{"x": 700.0, "y": 400.0}])
+    dog = obj(4, "Dog", (300, 0, 400, 100))
+    assert {r["fact"]["predicate"] for r in rows_of(scene({"i": chairs}))} >= {"all_bbox_1000"}
+    for objs in (
+        chairs + [pointed, dog],
+        [dict(o, category_incomplete=True) for o in chairs] + [dog],
+    ):
+        rows = rows_of(scene({"i": objs}))
+        assert {r["fact"]["subject"] for r in rows} == {"4"}

@@ -1,3 +1,5 @@
+import pytest
+
 from sf_platform.core.qa.generate import generate_task
 from sf_platform.core.qa.settings import QASettings
 from sf_platform_tests.core.qa.checks import check_relation_answers
@@ -21,11 +23,23 @@ def test_separated_boxes():
     assert lr((500, 0, 600, 100), (0, 0, 100, 100)) == {("b", "a")}
 
 
-def test_overlap_needs_ordered_extents_and_centre_gap():
-    assert lr((0, 0, 200, 100), (120, 0, 320, 100)) == {("a", "b")}  # centres 120 apart > 50
-    assert lr((0, 0, 200, 100), (30, 0, 230, 100)) == set()  # centres 30 apart
+def test_overlap_needs_ordered_extents_small_overlap_and_centre_gap():
+    assert lr((0, 0, 200, 100), (150, 0, 350, 100)) == {("a", "b")}  # overlap 25% of 200
+    assert lr((0, 0, 200, 100), (120, 0, 320, 100)) == set()  # overlap 40% of the narrower
+    assert lr((0, 0, 200, 100), (120, 0, 320, 100), left_right_max_overlap=0.45) == {("a", "b")}
     assert lr((0, 0, 600, 100), (200, 0, 300, 100)) == set()  # b inside a's extent
-    assert lr((0, 0, 200, 100), (30, 0, 230, 100), left_right_margin=0.02) == {("a", "b")}
+    # Small boxes: overlap 20% of 30 but centres only 24 apart, under 5% of the width.
+    assert lr((0, 0, 30, 100), (24, 0, 54, 100)) == set()
+    assert lr((0, 0, 30, 100), (24, 0, 54, 100), left_right_margin=0.02) == {("a", "b")}
+
+
+def test_sofa_and_the_person_sitting_on_it_is_not_asked():
+    """Reviewer's case (B5): boxes overlap over 92% of the narrower one; the old rule (ordered
+    extents, centres 60 > 50 apart) answered "the sofa is left of the person"."""
+    sofa, person = (100, 400, 900, 900), (160, 150, 960, 950)
+    for seed in range(6):
+        assert lr(sofa, person, seed=seed) == set()
+        assert lr(person, sofa, seed=seed) == set()
 
 
 def test_edges_of_the_image_are_exact_grid_bounds():
@@ -51,6 +65,12 @@ def test_answers_match_geometry_on_random_scenes():
     for r in rows:
         by_id = {o["object_id"]: o["bbox_1000"] for o in r["objects"]}
         a, b = by_id[r["fact"]["subject"]], by_id[r["fact"]["object"]]
+        overlap = min(a[2], b[2]) - max(a[0], b[0])
+        narrower = min(a[2] - a[0], b[2] - b[0])
         assert a[2] <= b[0] or (
-            a[0] < b[0] and a[2] < b[2] and (b[0] + b[2] - a[0] - a[2]) / 2 > 50
+            a[0] < b[0]
+            and a[2] < b[2]
+            and overlap <= 0.3 * narrower
+            and (b[0] + b[2] - a[0] - a[2]) / 2 > 50
         )
+        assert r["evidence"]["margin"] == pytest.approx((b[0] + b[2] - a[0] - a[2]) / 2)

@@ -71,12 +71,19 @@ def test_disparity_margin_on_image_range():
         {"is_reflected": True},
         {"is_fake": True},
         {"depth_reliable": False},
-        {"mask_box_iou": 0.2},
         {"box2": (400, 0, 410, 10)},  # 0.02% of the image: below min_object_area_frac
     ],
 )
 def test_excluded_endpoints(kw):
     assert generate_task("near_far", pair(2.0, 5.0, **kw), S).num_rows == 0
+
+
+def test_reliability_is_the_scenes_decision_not_a_second_mask_gate():
+    """A poor mask does not veto a pair on its own: the scene already fell back to the box and
+    judged the depth (``depth_reliable``); QA used to drop the pair again on mask_box_iou."""
+    assert facts(generate_task("near_far", pair(2.0, 5.0, mask_box_iou=0.2), S)) == {("a", "b")}
+    unreliable = pair(2.0, 5.0, mask_box_iou=0.2, depth_reliable=False)
+    assert generate_task("near_far", unreliable, S).num_rows == 0
 
 
 def test_answers_match_true_depths_on_random_scenes():

@@ -91,3 +91,12 @@ def test_random_scenes_are_consistent_and_balanced():
     for r in rows:
         assert r["evidence"]["score"] >= S.min_facing_confidence
         assert r["evidence"]["note"] in ("toward", "away", "left", "right")
+
+
+def test_heavily_overlapping_object_is_neither_left_nor_right():
+    """B5: perspective shares left_right's overlap rule: a sofa the person sits on (boxes
+    overlapping over most of their width) gets no left/right question."""
+    assert (
+        predicates("toward", (420, 500, 900, 900)) & {"left_of_person", "right_of_person"} == set()
+    )
+    assert "left_of_person" in predicates("toward", (560, 500, 900, 900))  # overlap 40 of 200
