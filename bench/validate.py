@@ -2,7 +2,8 @@
 
 Builds a consistent QA table of ``--rows`` rows over all six tasks (plus its scene and curated
 images tables) with the test factory, then times :func:`sf_platform.quality.suites.validate_qa`
-(GX import and context start-up measured separately: they are paid once per process).
+(GX import and context start-up measured separately: they are paid once per process).  Wall
+and CPU time are both printed: on a shared machine CPU time is the steadier figure.
 
     .venv/bin/python bench/validate.py --rows 1000000 [--no-scene] [--repeat 3]
 """

@@ -215,7 +215,7 @@ def _answer_checks(d: DerivedFrames, settings: QASettings) -> list[Check]:
     checks = [
         Check("answers.texts_present", ERROR,
               "Question and answer are non-empty after stripping whitespace.",
-              [_between("pairs", "question_chars", min_value=1), _between("pairs", "answer_chars", min_value=1)]),
+              [_between("pairs", "question_bytes", min_value=1), _between("pairs", "answer_bytes", min_value=1)]),
         Check("answers.in_allowed_set", ERROR,
               "For templates with a closed answer set (allowed_answers), the answer is one of them "
               "(value = '<task>/<template> -> <answer>'); a template the generator does not know "
@@ -291,9 +291,8 @@ def _balance_checks(d: DerivedFrames, settings: QASettings) -> list[Check]:
             if rows < need:
                 out.append(_skipped(name, ERROR, desc, f"{rows} rows < {need} needed to judge balance", rows=rows))
                 continue
-            cond = {"row_condition": f'key=="{signal}/{task}"', "condition_parser": "pandas"}
             out.append(Check(name, ERROR, desc,
-                             [("balance", "ExpectColumnValuesToBeBetween", {"column": "share", "min_value": lo, "max_value": hi, **cond})],
+                             [_between("balance", f"{signal}/{task}", min_value=lo, max_value=hi)],
                              observed={"rows": rows, "share": round(d.signal_share[(signal, task)], 4)}))
     for task in d.tasks:
         name = f"balance.category_share.{task}"
@@ -330,10 +329,9 @@ def _volume_checks(d: DerivedFrames, settings: QASettings) -> list[Check]:
         floor = math.ceil(floor_frac * n_img) if n_img >= VOLUME_MIN_IMAGES else 0
         desc = (f"{task} has between {floor} ({floor_frac:g} per image of {n_img}) and {cap} (per-image cap x "
                 f"images) rows, on at most {n_img} images; an empty task on a full shard is a silent failure.")
-        cond = {"row_condition": f'task=="{task}"', "condition_parser": "pandas"}
         out.append(Check(name, severity, desc,
-                         [("volume", "ExpectColumnValuesToBeBetween", {"column": "rows", "min_value": floor, "max_value": cap, **cond}),
-                          ("volume", "ExpectColumnValuesToBeBetween", {"column": "images_with_pairs", "max_value": n_img, **cond})],
+                         [_between("volume", f"rows/{task}", min_value=floor, max_value=cap),
+                          _between("volume", f"images_with_pairs/{task}", max_value=n_img)],
                          observed={"rows": d.task_rows.get(task, 0), "expected_images": n_img}))
     return out
 

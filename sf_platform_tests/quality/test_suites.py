@@ -210,6 +210,8 @@ def test_good_table_passes_every_expectation(good):
     assert report.passed, report.summary_markdown()
     assert not report.failures()
     assert not any(o.skipped for o in report.outcomes), [o.name for o in report.outcomes if o.skipped]
+    # every expectation was evaluated by GX and reports the rows it looked at
+    assert all(o.element_count > 0 for o in report.outcomes), [o.name for o in report.outcomes if not o.element_count]
     names = {o.name for o in report.outcomes}
     for group in ("boxes.", "answers.", "balance.", "identity.", "volume."):
         assert any(n.startswith(group) for n in names), group
