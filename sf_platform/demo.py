@@ -55,12 +55,48 @@ def make_openimages_source(root: Path, num_images: int = 5, seed: int = 11, shar
 
 
 
-def write_demo_config(root: Path, images: int, shard_size: int) -> Path:
-    """The demo's config: a synthetic source (given depth and keypoints) and an OpenImages-format
-    source (no depth, no keypoints: the tiny depth and pose models run), a local store.
+def make_pixmo_source(root: Path, num_images: int = 6, seed: int = 13, shard_size: int = 4) -> dict:
+    """PixMo-points Parquet (image_url, image_sha256, points in pixels, count, label) + images
+    saved as ``<sha256>.jpg``: labels and points, no boxes, so the detector has to find them.
 
-    Masks use the box backend: tiny SAM weights are random, and its masks would make every
-    object's depth statistics untrusted, leaving the near/far task empty.
+    Each image gets one row: the category with the most countable instances in it, one point at
+    the centre of each instance's box (the way PixMo annotators click objects).
+    """
+    import hashlib
+    from collections import Counter
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    paths = generate(root / "pixmo_synth", num_images=num_images, seed=seed)
+    truth = pq.read_table(paths.ground_truth).to_pylist()
+    out = root / "pixmo"
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for image_id in sorted({g["image_id"] for g in truth}, key=int):
+        objs = [g for g in truth if g["image_id"] == image_id and not g["is_crowd"]]
+        if not objs:
+            continue
+        label = Counter(g["category"] for g in objs).most_common(1)[0][0]
+        data = (Path(paths.images_dir) / objs[0]["file_name"]).read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        (out / "images" / f"{sha}.jpg").write_bytes(data)
+        points = [{"x": (g["bbox_px"][0] + g["bbox_px"][2]) / 2, "y": (g["bbox_px"][1] + g["bbox_px"][3]) / 2}
+                  for g in objs if g["category"] == label]
+        rows.append({"image_url": f"https://example.invalid/pixmo/{sha}.jpg", "image_sha256": sha,
+                     "points": points, "count": len(points), "label": label})
+    pq.write_table(pa.Table.from_pylist(rows), out / "pixmo_points.parquet")
+    return {"name": "pixmo", "format": "pixmo", "images": str(out / "images"),
+            "annotations": str(out / "pixmo_points.parquet"), "shard_size": shard_size}
+
+
+def write_demo_config(root: Path, images: int, shard_size: int) -> Path:
+    """The demo's config and a local store: a synthetic source (given depth and keypoints), an
+    OpenImages-format source (no depth, no keypoints: the depth and pose models run) and a
+    PixMo-format source (points, no boxes: the detector runs), all with the tiny models.
+
+    Tiny SAM's random masks are untrusted, so object depths fall back to one-layer boxes
+    (core/depth_stats.py): near/far questions still come only from trustworthy depths.
     """
     root.mkdir(parents=True, exist_ok=True)
     oi = make_openimages_source(root / "sources", num_images=max(images // 4, 4), seed=11,
@@ -71,8 +107,9 @@ def write_demo_config(root: Path, images: int, shard_size: int) -> Path:
             {"name": "synthetic", "format": "synthetic", "images": str(root / "sources" / "synthetic"),
              "num_images": images, "shard_size": shard_size, "seed": 7},
             oi,
+            make_pixmo_source(root / "sources", num_images=max(images // 8, 4), shard_size=shard_size),
         ],
-        "models": {"profile": "tiny", "device": "cpu", "masks": {"backend": "box"}},
+        "models": {"profile": "tiny", "device": "cpu"},
     }
     path = root / "sources.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -478,7 +478,8 @@ def _distinct(values: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
 # --- scene joins ----------------------------------------------------------------------------
 
 
-def scene_columns(image_ids, object_ids, box_columns: np.ndarray, scene: pa.Table) -> dict:
+def scene_columns(image_ids, object_ids, box_columns: np.ndarray, scene: pa.Table,
+                  boxless_ok: np.ndarray | None = None) -> dict:
     """Per mentioned object: found in the scene (same image_id and object_id), its QA box's
     largest difference from the scene's bbox_1000, and the scene pixel box's overflow past the
     image border and shortest side (NaN where not found or no pixel box).
@@ -507,7 +508,10 @@ def scene_columns(image_ids, object_ids, box_columns: np.ndarray, scene: pa.Tabl
     diff = np.abs(scene_box[0][at] - box_columns[0])
     for i in (1, 2, 3):
         np.maximum(diff, np.abs(scene_box[i][at] - box_columns[i]), out=diff)  # NaN propagates
-    diff[np.isnan(diff)] = UNPARSEABLE
+    unparsed = np.isnan(diff)
+    if boxless_ok is not None:  # a counted point-only instance: no box here nor in the scene
+        unparsed &= ~(boxless_ok & np.isnan(scene_box[0][at]))
+    diff[unparsed] = UNPARSEABLE
     diff[lost] = np.nan
     out = {"in_scene": found.astype(np.float64), "scene_box_diff": diff,
            "px_overflow": np.full(m, np.nan), "px_min_side": np.full(m, np.nan)}
@@ -598,12 +602,17 @@ def derive(
     closed_rows, codes, vocabulary, n_allowed = answer_codes(tcode, task_names, qa.column("template_id"), answer, allowed)
     frames["closed_answers"] = _frame({"row": closed_rows, "answer_code": codes})
 
-    # A missing or short box reads as UNPARSEABLE coordinates, which the grid check rejects.
+    # A missing or short box reads as UNPARSEABLE coordinates, which the grid check rejects,
+    # except for the instances a counting question counts that have no box at all (PixMo
+    # points the detector did not box): they stay missing, and the scene must agree.
     missing_box = np.isnan(box_columns)
-    grid = np.where(missing_box, UNPARSEABLE, box_columns) if missing_box.any() else box_columns
+    counting = task_names.index("counting") if "counting" in task_names else -1
+    boxless_ok = missing_box.all(axis=0) & (tcode[parent] == counting) if len(parent) else np.zeros(0, bool)
+    bad = missing_box & ~boxless_ok
+    grid = np.where(bad, UNPARSEABLE, box_columns) if bad.any() else box_columns
     objects = {"row": parent, **dict(zip(("x1", "y1", "x2", "y2"), grid))}
     if scene is not None:
-        objects.update(scene_columns(_take(qa.column("image_id"), parent), ids, box_columns, scene))
+        objects.update(scene_columns(_take(qa.column("image_id"), parent), ids, box_columns, scene, boxless_ok))
     frames["objects"] = _frame(objects)
 
     d = DerivedFrames(frames=frames, answer_vocabulary=vocabulary, allowed_answer_codes=list(range(n_allowed)), tasks=task_names,

@@ -340,3 +340,23 @@ def test_generated_qa_passes_the_gate():
         report = validate_qa(table, settings, scene=scene, expected_images=n_images, tasks=[task], name=task)
         assert table.num_rows > 0
         assert report.passed and not report.failures(), report.summary_markdown()
+
+
+def test_counted_point_only_instances_pass_but_boxless_relations_fail():
+    """PixMo points the detector did not box are counted instances without a box: a counting
+    row may list them (the scene agrees they have none); any other task may not."""
+    import pyarrow as pa
+
+    from sf_platform.core.qa.generate import generate_task
+    from sf_platform.core.qa.settings import QASettings
+    from sf_platform_tests.core.qa.scenes import obj, scene
+
+    pts = [obj(f"p{i}", "Chair", None, points=[{"x": 50.0 + 100 * i, "y": 200.0}], provenance="points")
+           for i in range(3)]
+    sc = scene({"img1": pts})
+    qa = generate_task("counting", sc, QASettings())
+    assert qa.num_rows and any(o["bbox_1000"] is None for r in qa.to_pylist() for o in r["objects"])
+    assert validate_qa(qa, QASettings(), scene=sc).passed
+    relabelled = qa.set_column(qa.schema.get_field_index("task"), "task", pa.array(["left_right"] * qa.num_rows))
+    report = validate_qa(relabelled, QASettings(), scene=sc)
+    assert "boxes.bbox_1000_in_grid" in {o.name for o in report.failures()}
