@@ -14,7 +14,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
     from sf_platform.defs.ingest.definitions import defs as ingest_defs
     from sf_platform.defs.jobs import index_job, release_job, shard_job
     from sf_platform.defs.perception.definitions import build_defs as perception_defs
-    from sf_platform.defs.qa.definitions import defs as qa_defs
+    from sf_platform.defs.qa.definitions import build_defs as qa_defs
     from sf_platform.defs.release.definitions import defs as release_defs
     from sf_platform.defs.sensors import release_schedule, source_sensor
     from sf_platform.storage.parquet_io_manager import ParquetIOManager
@@ -24,7 +24,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
     return dg.Definitions.merge(
         ingest_defs,
         perception_defs(cfg),
-        qa_defs,
+        qa_defs(),
         release_defs,
         dg.Definitions(
             jobs=[index_job, shard_job, release_job],
