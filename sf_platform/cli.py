@@ -129,18 +129,26 @@ def stats(version, config_path):
 
 
 @main.command()
-@click.argument("version")
+@click.argument("version", required=False)
+@click.option("--partition", default=None, help="Report on one partition (<source>/<shard>) instead of a release.")
 @click.option("--config", "config_path", default=None, type=click.Path(exists=True, dir_okay=False))
-def report(version, config_path):
-    """Regenerate the data-quality report of a release."""
+def report(version, partition, config_path):
+    """Regenerate the data-quality report of a release (or of one partition)."""
     from sf_platform.core.qa.settings import QASettings
     from sf_platform.core.release_inputs import collect_funnel, qa_keys_by_task
-    from sf_platform.quality.release_report import write_release_report
+    from sf_platform.quality.release_report import write_partition_report, write_release_report
 
+    if bool(version) == bool(partition):
+        raise click.UsageError("give a release VERSION or --partition <source>/<shard>")
     store, cfg = _store(config_path)
     settings = QASettings(**(cfg.qa if cfg else {}))
-    rep = write_release_report(store, version, qa_keys_by_task(store), collect_funnel(store), settings,
-                               cfg.s3 if cfg else None)
+    s3 = cfg.s3 if cfg else None
+    keys, funnel = qa_keys_by_task(store), collect_funnel(store)
+    try:
+        rep = (write_partition_report(store, partition, keys, funnel, settings, s3) if partition
+               else write_release_report(store, version, keys, funnel, settings, s3))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(store.uri(rep.index_key))
     click.echo(rep.summary_markdown)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -99,6 +100,30 @@ def test_run_produces_design_tables(store: ObjectStore, tmp_path, monkeypatch):
     assert exported.output.count("exports/internvl/") >= 6
     stats = CliRunner().invoke(main, ["stats", "t1", "--config", str(cfg_path)], catch_exceptions=False)
     assert stats.exit_code == 0 and "grounding" in stats.output
+
+    # The quality report regenerates for the release and, on demand, for one partition.
+    rep = CliRunner().invoke(main, ["report", "t1", "--config", str(cfg_path)], catch_exceptions=False)
+    assert rep.exit_code == 0, rep.output
+    assert store.exists("release/t1/quality/index.html")
+    part = CliRunner().invoke(main, ["report", "--partition", "o365/00000", "--config", str(cfg_path)],
+                              catch_exceptions=False)
+    assert part.exit_code == 0, part.output
+    assert store.exists("reports/o365/00000/index.html")
+    assert "grounding" in store.read_text("reports/o365/00000/index.html")
+
+    if not store.is_s3:  # `validate` reads a local Parquet file or folder
+        folder = Path(store.root[len("file://"):]) / "release/t1/data/grounding"
+        ok = CliRunner().invoke(main, ["validate", str(folder)], catch_exceptions=False)
+        assert ok.exit_code == 0, ok.output
+        table = pa.concat_tables([pq.read_table(p) for p in sorted(folder.glob("*.parquet"))])
+        objs = table.column("objects").to_pylist()
+        objs[0][0]["bbox_1000"] = [5, 5, 1200, 900]  # off the [0,1000] grid
+        bad = table.set_column(table.schema.get_field_index("objects"), "objects",
+                               pa.array(objs, type=table.schema.field("objects").type))
+        pq.write_table(bad, tmp_path / "bad.parquet")
+        failed = CliRunner().invoke(main, ["validate", str(tmp_path / "bad.parquet")])
+        assert failed.exit_code == 1
+        assert "bbox_1000_in_grid" in failed.output
 
     # A second run finds nothing changed and skips every shard.
     again = CliRunner().invoke(main, args[:-3], catch_exceptions=False)
