@@ -47,3 +47,21 @@ def test_default_config_and_gpu_count():
     with pytest.raises(ValueError, match="at least one GPU"):
         gpu_op_tags(K8sConfig(), gpus=0)
 
+
+
+@pytest.mark.parametrize("name", ["detections", "masks", "depth", "poses"])
+def test_each_gpu_asset_of_the_code_location_builds_a_gpu_job(tmp_path, name):
+    """The real assets, with node selector and tolerations from the config file."""
+    import yaml
+
+    from sf_platform.definitions import build_definitions
+
+    cfg = tmp_path / "sources.yaml"
+    cfg.write_text(yaml.safe_dump({"models": {"k8s": {
+        "node_selector": {"pool": "a100"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]}}}))
+    node = build_definitions(str(cfg)).resolve_asset_graph().get(dg.AssetKey(name))
+    spec = _job_pod_spec(node.assets_def.op.tags)
+    assert spec["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert spec["node_selector"] == {"pool": "a100"}
+    assert spec["tolerations"][0]["key"] == "dedicated"
