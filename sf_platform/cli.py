@@ -78,6 +78,8 @@ def demo(demo_dir, images, shard_size, workers):
 
     root = Path(demo_dir).resolve()
     config_path = write_demo_config(root, images, shard_size)
+    # The demo's own sandbox: re-running it republishes its release instead of refusing.
+    shutil.rmtree(root / "store" / "release" / "demo", ignore_errors=True)
     home = _prepare_instance(str(root / "dagster_home"))
     os.environ[CONFIG_ENV] = str(config_path)
     cfg = _load(str(config_path))
@@ -143,7 +145,7 @@ def report(version, partition, config_path):
     store, cfg = _store(config_path)
     settings = QASettings(**(cfg.qa if cfg else {}))
     s3 = cfg.s3 if cfg else None
-    keys, funnel = qa_keys_by_task(store), collect_funnel(store)
+    keys, funnel = qa_keys_by_task(store), collect_funnel(store, partition)
     try:
         rep = (write_partition_report(store, partition, keys, funnel, settings, s3) if partition
                else write_release_report(store, version, keys, funnel, settings, s3))

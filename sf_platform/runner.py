@@ -3,9 +3,9 @@
 Used by ``sf-platform run`` and ``sf-platform demo``.  Runs are launched from the code
 location's own job definitions (``index_sources``, ``process_shard``, ``publish_release``)
 against the instance in ``$DAGSTER_HOME``, so they appear in the UI with their lineage.
-A shard whose content hash matches the one its last successful run recorded, and whose QA
-tables all exist, is skipped: re-running the command after a source grew processes only the
-new shards.
+Each shard runs only what is out of date (``core/rerun.py``): a shard whose content is
+unchanged and whose assets were all made by the current code after its latest curation is
+skipped, a changed QA template re-runs that task only, and a grown source runs its new shards.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from sf_platform.core.schemas import TASKS
+from sf_platform.core.rerun import Materialized, assets_to_run
 
 
 @dataclass
@@ -30,58 +30,44 @@ class RunResult:
         return not self.failed
 
 
-def _last_shard_hashes(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:
-    """partition -> shard_hash recorded by the latest successful curation of that shard."""
-    if not keys:
-        return {}
-    out: dict[str, str] = {}
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("images"), asset_partitions=keys), limit=len(keys) * 4
-    ).records
-    for rec in records:  # newest first
-        mat = rec.asset_materialization
-        if mat is None or mat.partition in out:
-            continue
-        value = mat.metadata.get("shard_hash")
-        if value is not None:
-            out[mat.partition] = getattr(value, "value", value)
-    return out
+def _latest_per_partition(instance: dg.DagsterInstance, asset: str, keys: list[str]) -> dict[str, Materialized]:
+    """partition -> its latest materialization of ``asset`` (storage id, code version, hash)."""
+    out: dict[str, Materialized] = {}
+    cursor = None
+    while True:  # newest first, paged, so no partition is crowded out by another's history
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=keys), limit=1000, cursor=cursor
+        )
+        for rec in page.records:
+            mat = rec.asset_materialization
+            if mat is None or mat.partition in out:
+                continue
+            digest = mat.metadata.get("shard_hash")
+            out[mat.partition] = Materialized(
+                storage_id=rec.storage_id,
+                code_version=mat.tags.get("dagster/code_version") if mat.tags else None,
+                shard_hash=getattr(digest, "value", digest),
+            )
+        if not page.has_more:
+            return out
+        cursor = page.cursor
 
 
-def _complete(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
-    """Shards whose six QA tables have all been materialized."""
-    done = set(keys)
-    for task in TASKS:
-        done &= instance.get_materialized_partitions(dg.AssetKey(f"qa_{task}"))
-    return done
-
-
-def stale_assets(instance: dg.DagsterInstance, defs: dg.Definitions) -> list[dg.AssetKey]:
-    """Shard assets whose code changed since they were last materialized, and what depends on
-    them within a shard: a new QA template re-runs that task's table only, never the GPU ops."""
+def plan_shards(instance: dg.DagsterInstance, defs: dg.Definitions, hashes: dict[str, str],
+                force: bool = False) -> dict[str, set[str]]:
+    """partition -> asset names of ``process_shard`` it must (re)materialize (see core.rerun)."""
     graph = defs.resolve_asset_graph()
-    job_keys = set(defs.resolve_job_def("process_shard").asset_layer.selected_asset_keys)
-    latest = instance.get_latest_materialization_code_versions(list(job_keys))
-    changed = {k for k in job_keys if latest.get(k) is not None and latest[k] != graph.get(k).code_version}
-    stale, frontier = set(changed), set(changed)
-    while frontier:
-        frontier = {c for k in frontier for c in graph.get(k).child_keys if c in job_keys} - stale
-        stale |= frontier
-    return sorted(stale, key=lambda k: k.to_user_string())
-
-
-def _shards_to_run(instance, summary, source: str, force: bool) -> tuple[list[str], list[str]]:
-    """(shards to run, shards skipped because their content and QA tables are unchanged)."""
-    keys = [f"{source}/{shard}" for shard in sorted(summary.shards)]
+    names = sorted(k.to_user_string() for k in defs.resolve_job_def("process_shard").asset_layer.selected_asset_keys)
     if force:
-        return keys, []
-    last = _last_shard_hashes(instance, keys)
-    complete = _complete(instance, keys)
-    run, skipped = [], []
-    for key in keys:
-        unchanged = key in complete and last.get(key) == summary.shards[key.rsplit("/", 1)[1]]
-        (skipped if unchanged else run).append(key)
-    return run, skipped
+        return {key: set(names) for key in hashes}
+    versions = {n: graph.get(dg.AssetKey(n)).code_version for n in names}
+    children = {n: {c.to_user_string() for c in graph.get(dg.AssetKey(n)).child_keys} for n in names}
+    keys = sorted(hashes)
+    latest = {n: _latest_per_partition(instance, n, keys) for n in names}
+    return {
+        key: assets_to_run({n: latest[n].get(key) for n in names}, versions, children, hashes[key])
+        for key in keys
+    }
 
 
 def _run_shard(config_path: str, key: str, only: list[str] | None = None) -> tuple[str, bool, str]:
@@ -89,10 +75,13 @@ def _run_shard(config_path: str, key: str, only: list[str] | None = None) -> tup
     the run to these asset keys (stale assets of an otherwise unchanged shard)."""
     from sf_platform.definitions import build_definitions
 
-    job = build_definitions(config_path).resolve_job_def("process_shard")
-    selection = [dg.AssetKey.from_user_string(k) for k in only] if only else None
-    res = job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.get(), raise_on_error=False,
-                                 asset_selection=selection)
+    try:
+        job = build_definitions(config_path).resolve_job_def("process_shard")
+        selection = [dg.AssetKey.from_user_string(k) for k in only] if only else None
+        res = job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.get(), raise_on_error=False,
+                                     asset_selection=selection)
+    except Exception as exc:  # noqa: BLE001 - a broken run is reported as this shard's failure
+        return key, False, f"{type(exc).__name__}: {exc}"
     return key, res.success, "" if res.success else _failure_message(res)
 
 
@@ -117,11 +106,24 @@ def _run_shards(config_path: str, keys: list[str], workers: int, echo,
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         futures = [pool.submit(_run_shard, config_path, key, only) for key in keys]
         results = []
-        for fut in cf.as_completed(futures):
-            key, ok, message = fut.result()
+        for key, fut in zip(keys, futures):
+            try:
+                _, ok, message = fut.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
+                ok, message = False, f"{type(exc).__name__}: {exc}"
             echo(f"[shard] {key} {'done' if ok else 'FAILED'}")
             results.append((key, ok, message))
     return sorted(results)
+
+
+def _group_by_selection(plan: dict[str, set[str]], defs: dg.Definitions) -> dict:
+    """selection -> shards: ``None`` = up to date, ``()`` = the whole job, else those assets."""
+    everything = {k.to_user_string() for k in defs.resolve_job_def("process_shard").asset_layer.selected_asset_keys}
+    groups: dict = {}
+    for key, names in sorted(plan.items()):
+        selection = None if not names else () if names >= everything else tuple(sorted(names))
+        groups.setdefault(selection, []).append(key)
+    return groups
 
 
 def _publish(defs, instance, version: str, allow_tiny: bool) -> tuple[bool, str]:
@@ -155,8 +157,7 @@ def run_pipeline(
 
     index_job = defs.resolve_job_def("index_sources")
     instance.add_dynamic_partitions("sources", [s.name for s in selected])
-    pending: list[str] = []
-    stale = [] if force else [k.to_user_string() for k in stale_assets(instance, defs)]
+    hashes: dict[str, str] = {}
     for src in selected:
         echo(f"[index] {src.name} ({src.format})")
         res = index_job.execute_in_process(partition_key=src.name, instance=instance, raise_on_error=False)
@@ -168,14 +169,15 @@ def run_pipeline(
         instance.add_dynamic_partitions("shards", [f"{src.name}/{k}" for k in sorted(summary.shards)])
         echo(f"[index] {src.name}: {summary.num_images} images, {summary.num_objects} objects, "
              f"{len(summary.shards)} shards")
-        run, skipped = _shards_to_run(instance, summary, src.name, force)
-        pending += run
-        result.shards_skipped += skipped
-    outcomes = _run_shards(config_path, pending, workers, echo)
-    if stale and result.shards_skipped:
-        echo(f"[shard] code changed for {', '.join(stale)}: re-running only those on unchanged shards")
-        outcomes += _run_shards(config_path, result.shards_skipped, workers, echo, only=stale)
-        result.shards_skipped = []
+        hashes.update({f"{src.name}/{shard}": digest for shard, digest in summary.shards.items()})
+    outcomes = []
+    for selection, keys in _group_by_selection(plan_shards(instance, defs, hashes, force), defs).items():
+        if selection is None:
+            result.shards_skipped += keys
+            continue
+        if selection:
+            echo(f"[shard] {len(keys)} shard(s) need only {', '.join(selection)} (code changed or left behind)")
+        outcomes += _run_shards(config_path, keys, workers, echo, only=list(selection) or None)
     for key, ok, message in outcomes:
         (result.shards_run if ok else result.failed).append(key)
         if not ok:

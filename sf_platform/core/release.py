@@ -84,6 +84,16 @@ def _check_provenance(provenance: dict, allow_tiny: bool) -> bool:
     return bool(tiny)
 
 
+def check_can_publish(store: ObjectStore, version: str, provenance: dict, allow_tiny: bool) -> bool:
+    """Raise before anything is written when ``version`` is already published or its inputs
+    came from tiny models without ``allow_tiny``; returns whether the release is tiny."""
+    tiny = _check_provenance(provenance, allow_tiny)
+    manifest = f"{release_prefix(version)}/manifest.json"
+    if store.exists(manifest):
+        raise ReleaseError(f"release {version} is already published ({store.uri(manifest)}); use a new version")
+    return tiny
+
+
 def _parquet_bytes(table: pa.Table) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression=PARQUET_COMPRESSION)
@@ -149,14 +159,10 @@ def build_release(
     "files": [keys], "manifest": key, "tiny": bool}``.
     """
     prefix = release_prefix(version)
-    tiny = _check_provenance(provenance, allow_tiny)
+    tiny = check_can_publish(store, version, provenance, allow_tiny)
     unknown = sorted(set(qa_tables) - set(schemas.TASKS))
     if unknown:
         raise ReleaseError(f"unknown tasks {unknown}; known: {list(schemas.TASKS)}")
-    if store.exists(f"{prefix}/manifest.json"):
-        raise ReleaseError(
-            f"release {version} is already published ({store.uri(prefix + '/manifest.json')}); use a new version"
-        )
     plan = []
     for task in schemas.TASKS:
         for key in sorted(qa_tables.get(task, [])):

@@ -49,14 +49,19 @@ def collect_provenance(store: ObjectStore, cfg, code_versions: dict[str, str]) -
     }
 
 
-def collect_funnel(store: ObjectStore) -> dict:
-    """images (indexed) -> curated -> objects -> QA per task, with drop reasons."""
+def collect_funnel(store: ObjectStore, shard_key: str | None = None) -> dict:
+    """images (indexed) -> curated -> objects -> QA per task, with drop reasons; the whole
+    store, or one ``<source>/<shard>`` partition."""
+
+    def keys(prefix: str) -> list[str]:
+        found = store.list(prefix, ".parquet")
+        return [k for k in found if k.endswith(f"{prefix}/{shard_key}.parquet")] if shard_key else found
 
     def rows(prefix: str) -> int:
-        return sum(store.read_table(k, columns=[]).num_rows for k in store.list(prefix, ".parquet"))
+        return sum(store.read_table(k, columns=[]).num_rows for k in keys(prefix))
 
     dropped: Counter = Counter()
-    for k in store.list("quarantine", ".parquet"):
+    for k in keys("quarantine"):
         t = store.read_table(k, columns=["kind", "reason"])
         dropped.update(f"{a}:{b}" for a, b in zip(t.column("kind").to_pylist(), t.column("reason").to_pylist()))
     curated = rows("assets/images")

@@ -9,6 +9,7 @@ long as the :class:`ReleaseAudit` context, and copied beside the report.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,33 +45,43 @@ def load_qa_tables(store: ObjectStore, keys_by_task: dict[str, list[str]]) -> di
     return {task: store.read_tables(keys, schema=QA) for task, keys in keys_by_task.items()}
 
 
+SHARD_KEY = re.compile(r"^[A-Za-z0-9_\-]+/[^/]+$")
+
+
+def partition_of(key: str) -> str:
+    """``assets/<asset>/<source>/<shard>.parquet`` -> ``<source>/<shard>``."""
+    return key.split("/", 2)[2].removesuffix(".parquet")
+
+
 def partition_keys(keys_by_task: dict[str, list[str]], shard_key: str) -> dict[str, list[str]]:
-    """Only one shard's QA keys (``assets/qa_<task>/<source>/<shard>.parquet``)."""
-    suffix = f"/{shard_key}.parquet"
-    return {t: [k for k in keys if k.endswith(suffix)] for t, keys in keys_by_task.items()}
+    """Only one shard's QA keys; ``shard_key`` must be ``<source>/<shard>``."""
+    if not SHARD_KEY.match(shard_key):
+        raise ValueError(f"a partition is '<source>/<shard>' (e.g. o365_val/00042), got {shard_key!r}")
+    return {t: [k for k in keys if partition_of(k) == shard_key] for t, keys in keys_by_task.items()}
+
+
+def _tables_of(store: ObjectStore, asset: str, partitions: set[str], schema) -> pa.Table:
+    keys = [k for k in store.list(f"assets/{asset}", ".parquet") if partition_of(k) in partitions]
+    return store.read_tables(keys, schema=schema)
 
 
 @contextmanager
-def audit_release(store: ObjectStore, keys_by_task: dict[str, list[str]], settings,
-                  shard_key: str | None = None):
-    """Validate every task's whole table in memory; yields a :class:`ReleaseAudit`.
-
-    With ``shard_key`` (``"<source>/<shard>"``) only that partition's tables, scene and images.
-    """
+def audit_release(store: ObjectStore, keys_by_task: dict[str, list[str]], settings):
+    """Validate every task's whole table in memory, empty ones too (an empty task is a silent
+    failure the volume floors catch); yields a :class:`ReleaseAudit`.  The scene and curated
+    images are those of the partitions the QA keys come from, so stale or failed shards in the
+    store neither inflate the expected volume nor vouch for identities."""
     from sf_platform.quality.suites import validate_qa
 
     tables = load_qa_tables(store, keys_by_task)
-    only = f"/{shard_key}.parquet" if shard_key else ".parquet"
-    scene = store.read_tables([k for k in store.list("assets/scene", ".parquet") if k.endswith(only)],
-                              schema=SCENE)
-    images = store.read_tables([k for k in store.list("assets/images", ".parquet") if k.endswith(only)],
-                               schema=IMAGES)
+    partitions = {partition_of(k) for keys in keys_by_task.values() for k in keys}
+    scene = _tables_of(store, "scene", partitions, SCENE)
+    images = _tables_of(store, "images", partitions, IMAGES)
     with tempfile.TemporaryDirectory() as docs_dir:
         validation = {
             task: validate_qa(t, settings, scene=scene, images=images, expected_images=images.num_rows,
                               data_docs_dir=f"{docs_dir}/{task}", name=task, tasks=[task])
             for task, t in tables.items()
-            if t.num_rows
         }
         yield ReleaseAudit(tables=tables, validation=validation)
 
@@ -106,5 +117,5 @@ def write_partition_report(store: ObjectStore, shard_key: str, keys_by_task: dic
     keys = partition_keys(keys_by_task, shard_key)
     if not any(keys.values()):
         raise ValueError(f"no QA tables for partition {shard_key!r} in {store.root}")
-    with audit_release(store, keys, settings, shard_key=shard_key) as audit:
+    with audit_release(store, keys, settings) as audit:
         return write_report(store, shard_key, audit, funnel, settings, s3, out_prefix=f"reports/{shard_key}")

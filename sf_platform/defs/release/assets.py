@@ -13,7 +13,7 @@ import dagster as dg
 
 from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
 from sf_platform.core.qa.settings import QASettings
-from sf_platform.core.release import build_release
+from sf_platform.core.release import ReleaseError, build_release, check_can_publish
 from sf_platform.core.release_inputs import collect_funnel, collect_provenance, qa_keys_by_task
 from sf_platform.core.schemas import TASKS
 from sf_platform.defs.checks import outcome_metadata
@@ -61,6 +61,10 @@ def release(context: dg.AssetExecutionContext, config: ReleaseConfig, platform: 
     settings = QASettings(**cfg.qa)
     keys = qa_keys_by_task(store)
     provenance = collect_provenance(store, cfg, TASK_CODE_VERSIONS)
+    try:  # refuse a published version or tiny inputs before anything is written
+        check_can_publish(store, config.version, provenance, config.allow_tiny)
+    except ReleaseError as exc:
+        raise dg.Failure(description=str(exc)) from None
     with audit_release(store, keys, settings) as audit:
         yield _audit_check(audit)
         if not audit.passed:
