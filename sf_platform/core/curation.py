@@ -187,15 +187,27 @@ def _vet_images(rows: list[dict], root: str, s3, workers: int) -> tuple[list[_Ve
     return vetted, early
 
 
-def incomplete_categories(quarantine: pa.Table) -> tuple[dict[str, set[str]], set[str]]:
+def incomplete_categories(
+    quarantine: pa.Table, person_categories: dict[str, set[str]] | None = None
+) -> tuple[dict[str, set[str]], set[str]]:
     """(image id -> categories that lost an object, image ids that lost an object of an
     unrecorded category) from the object rows of a ``QUARANTINE`` table (see the module
-    docstring for why and what is exempt)."""
+    docstring for why and what is exempt).
+
+    A person keypoint annotation that matched no person box (``unmatched_keypoints``) may be a
+    person nobody boxed, so the image's person categories (``person_categories``: image id ->
+    its category names that mean "person") are incomplete too.
+    """
     per: dict[str, set[str]] = {}
     whole: set[str] = set()
     cols = ["kind", "image_id", "reason", "category"]
     for r in schemas.conform(quarantine, schemas.QUARANTINE).select(cols).to_pylist():
-        if r["kind"] != "object" or r["image_id"] is None:
+        if r["image_id"] is None:
+            continue
+        if r["kind"] == "keypoints" and r["reason"] == "unmatched_keypoints":
+            per.setdefault(r["image_id"], set()).update((person_categories or {}).get(r["image_id"], ()))
+            continue
+        if r["kind"] != "object":
             continue
         if r["category"]:
             per.setdefault(r["image_id"], set()).add(r["category"])
@@ -448,7 +460,11 @@ def curate_shard(
             pa.Table.from_pylist(quarantined + bad, schema=schemas.QUARANTINE),
         ]
     )
-    incomplete, unattributed = incomplete_categories(quarantine)
+    persons: dict[str, set[str]] = {}
+    for o in good:
+        if (o.get("category") or "").lower() == "person":
+            persons.setdefault(o["image_id"], set()).add(o["category"])
+    incomplete, unattributed = incomplete_categories(quarantine, persons)
     return CuratedShard(
         images=_images_table([v for v in vetted if v.reason is None], incomplete, unattributed),
         objects=_objects_table(good, kept),

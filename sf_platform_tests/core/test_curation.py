@@ -578,3 +578,17 @@ def test_lost_objects_mark_their_category_incomplete(tmp_path):
         "c": ([], True),
         "d": ([], False),
     }
+
+
+def test_unmatched_keypoints_make_the_person_category_incomplete():
+    """A keypoint skeleton with no person box may be a person nobody boxed: 'how many people'
+    over the boxed ones could be false, so the image's person category is not clean."""
+    from sf_platform.core.curation import incomplete_categories
+
+    q = pa.Table.from_pylist(
+        [{"kind": "keypoints", "image_id": "7", "reason": "unmatched_keypoints", "category": None},
+         {"kind": "keypoints", "image_id": "8", "reason": "unmatched_keypoints", "category": None}],
+        schema=schemas.QUARANTINE,
+    )
+    per, whole = incomplete_categories(q, {"7": {"Person"}})
+    assert per == {"7": {"Person"}, "8": set()} and whole == set()
