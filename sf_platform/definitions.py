@@ -32,7 +32,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
             schedules=[release_schedule],
             resources={
                 "platform": platform,
-                "io_manager": ParquetIOManager(root=cfg.storage, endpoint_url=cfg.s3.endpoint_url),
+                "io_manager": ParquetIOManager(root=cfg.storage, endpoint_url=cfg.s3.endpoint_url, region=cfg.s3.region),
             },
         ),
     )

@@ -10,17 +10,9 @@ from __future__ import annotations
 
 import dagster as dg
 
+from sf_platform.storage.layout import shard_key, split_shard_key  # noqa: F401 (one home: layout)
+
 shards = dg.DynamicPartitionsDefinition(name="shards")
 sources = dg.DynamicPartitionsDefinition(name="sources")
 
 
-def shard_key(source: str, shard: str) -> str:
-    return f"{source}/{shard}"
-
-
-def split_shard_key(key: str) -> tuple[str, str]:
-    """``"o365_val/00042"`` -> ``("o365_val", "00042")``; a clear error for anything else."""
-    source, sep, shard = key.rpartition("/")
-    if not sep or not source or not shard:
-        raise ValueError(f"shard partition keys look like '<source>/<shard>', got {key!r}")
-    return source, shard

@@ -164,3 +164,9 @@ def open_uri(uri: str, endpoint_url: str | None = None, region: str | None = Non
 def read_uri(uri: str, endpoint_url: str | None = None, region: str | None = None) -> bytes:
     fs, path = filesystem_for(uri, endpoint_url, region)
     return fs.cat_file(path)
+
+
+def store_for(cfg) -> ObjectStore:
+    """The one way to build the platform's store from a :class:`sf_platform.config.Config`
+    (root URL, S3 endpoint and region; credentials stay in the AWS environment)."""
+    return ObjectStore(root=cfg.storage, endpoint_url=cfg.s3.endpoint_url, region=cfg.s3.region)

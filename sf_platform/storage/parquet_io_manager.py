@@ -15,18 +15,10 @@ from __future__ import annotations
 import dagster as dg
 import pyarrow as pa
 
+from sf_platform.storage.layout import ASSETS, table_key
 from sf_platform.storage.object_store import ObjectStore
 
-DEFAULT_PREFIX = "assets"
-
-
-def table_key(asset_name: str, partition_key: str | None, prefix: str = DEFAULT_PREFIX) -> str:
-    """Object-store key of one asset partition's table."""
-    if prefix != DEFAULT_PREFIX:  # e.g. quarantine/<source>/<shard>.parquet
-        return f"{prefix}/{partition_key}.parquet" if partition_key else f"{prefix}.parquet"
-    if partition_key:
-        return f"{prefix}/{asset_name}/{partition_key}.parquet"
-    return f"{prefix}/{asset_name}.parquet"
+DEFAULT_PREFIX = ASSETS
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
@@ -34,10 +26,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     root: str
     endpoint_url: str | None = None
+    region: str | None = None
 
     @property
     def store(self) -> ObjectStore:
-        return ObjectStore(root=self.root, endpoint_url=self.endpoint_url)
+        return ObjectStore(root=self.root, endpoint_url=self.endpoint_url, region=self.region)
 
     @staticmethod
     def _prefix(context) -> str:
