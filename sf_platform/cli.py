@@ -143,7 +143,7 @@ def report(version, partition, config_path):
     if bool(version) == bool(partition):
         raise click.UsageError("give a release VERSION or --partition <source>/<shard>")
     store, cfg = _store(config_path)
-    settings = QASettings(**(cfg.qa if cfg else {}))
+    settings = cfg.qa if cfg else QASettings()
     s3 = cfg.s3 if cfg else None
     keys, funnel = qa_keys_by_task(store), collect_funnel(store, partition)
     try:
@@ -167,7 +167,7 @@ def validate(path, config_path):
 
     cfg = _load(config_path) if config_path else None
     table = ds.dataset(path, format="parquet").to_table()
-    rep = validate_qa(table, QASettings(**(cfg.qa if cfg else {})))
+    rep = validate_qa(table, cfg.qa if cfg else QASettings())
     click.echo(rep.summary_markdown())
     sys.exit(0 if rep.passed else 1)
 

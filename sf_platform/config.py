@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sf_platform.core.qa.settings import QASettings
+
 FORMATS = ("objects365", "openimages", "pixmo", "synthetic")
 # Source keys that name a file or folder (resolved against the config file, checked to exist).
 PATH_KEYS = ("images", "annotations", "classes", "depth", "keypoints", "hierarchy")
@@ -102,14 +104,29 @@ class ModelsConfig(_Strict):
     k8s: K8sConfig = K8sConfig()
 
 
+class ReleaseSettings(_Strict):
+    """``release:`` in config: how releases are cut and what they may contain.
+
+    Each section a later feature needs is added here, typed, so a misspelt key fails when the
+    config loads, not after the model steps have run.
+    """
+
+    # The nightly_release schedule's cron (UTC); it cuts a new date-based version only when a
+    # QA partition changed since the last release.
+    schedule_cron: str = "0 3 * * *"
+    # Version names the schedule gives: strftime pattern of the tick's date, plus a counter
+    # when one day has several releases.
+    version_format: str = "v%Y.%m.%d"
+
+
 class Config(_Strict):
     storage: str = "file://./sf_store"
     s3: S3Config = S3Config()
     sources: list[SourceConfig] = Field(default_factory=list)
     models: ModelsConfig = ModelsConfig()
-    # QA rules and balance targets; validated by sf_platform.core.qa.settings.QASettings.
-    qa: dict[str, Any] = Field(default_factory=dict)
-    release: dict[str, Any] = Field(default_factory=dict)
+    # QA rules and balance targets (typed: a misspelt key fails here, before any model runs).
+    qa: QASettings = QASettings()
+    release: ReleaseSettings = ReleaseSettings()
     base_dir: str = "."  # folder relative paths resolve against (set by the loader)
 
     @field_validator("sources")

@@ -12,7 +12,6 @@ import pyarrow as pa
 
 from sf_platform.config import Config
 from sf_platform.core.depth_io import read_depth_map
-from sf_platform.core.qa.settings import QASettings
 from sf_platform.core.scene import build_scene
 from sf_platform.defs.gpu_tags import gpu_op_tags
 from sf_platform.defs.metadata import plain
@@ -80,7 +79,7 @@ def build_perception_assets(cfg: Config) -> list[dg.AssetsDefinition]:
     def scene(context: dg.AssetExecutionContext, platform: PlatformResource, images: pa.Table,
               detections: pa.Table, masks: pa.Table, depth: pa.Table, poses: pa.Table) -> dg.Output:
         c = platform.load()
-        table = build_scene(images, detections, masks, depth, poses, QASettings(**c.qa))
+        table = build_scene(images, detections, masks, depth, poses, c.qa)
         kinds = sorted(set(table.column("depth_kind").drop_null().to_pylist())) if table.num_rows else []
         return dg.Output(table, metadata=plain({"objects": table.num_rows, "depth_kinds": kinds}))
 

@@ -12,7 +12,6 @@ import dagster as dg
 import pyarrow as pa
 
 from sf_platform.core.qa.generate import TASK_CODE_VERSIONS, generate_task
-from sf_platform.core.qa.settings import QASettings
 from sf_platform.core.schemas import TASKS
 from sf_platform.defs.checks import QA_CHECKS, audit
 from sf_platform.defs.partitions import shards
@@ -37,7 +36,7 @@ def build_qa_asset(task: str) -> dg.AssetsDefinition:
     )
     def _qa(context: dg.AssetExecutionContext, platform: PlatformResource,
             scene: pa.Table, images: pa.Table):
-        settings = QASettings(**platform.load().qa)
+        settings = platform.load().qa
         table = generate_task(task, scene, settings)
         yield from audit(context, name, table, settings, scene=scene, images=images)
         yield dg.Output(table, metadata={"rows": dg.MetadataValue.int(table.num_rows)})

@@ -12,7 +12,6 @@ checked release.
 import dagster as dg
 
 from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
-from sf_platform.core.qa.settings import QASettings
 from sf_platform.core.release import ReleaseError, build_release, check_can_publish
 from sf_platform.core.release_inputs import collect_funnel, collect_provenance, qa_keys_by_task
 from sf_platform.core.schemas import TASKS
@@ -58,7 +57,7 @@ def release(context: dg.AssetExecutionContext, config: ReleaseConfig, platform: 
 
     cfg = platform.load()
     store = platform.store()
-    settings = QASettings(**cfg.qa)
+    settings = cfg.qa
     keys = qa_keys_by_task(store)
     provenance = collect_provenance(store, cfg, TASK_CODE_VERSIONS)
     try:  # refuse a published version or tiny inputs before anything is written
