@@ -55,15 +55,25 @@ def run(config_path, dagster_home, release_version, allow_tiny, force, only_sour
     from sf_platform.runner import run_pipeline
 
     cfg = _load(config_path)
-    _prepare_instance(dagster_home)
+    home = _prepare_instance(dagster_home)
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
     result = run_pipeline(
-        str(Path(config_path).resolve()), cfg, release_version=release_version,
+        str(Path(config_path).resolve()), cfg, home, release_version=release_version,
         allow_tiny=allow_tiny, force=force, only_sources=list(only_sources) or None, workers=workers,
         echo=click.echo,
     )
-    if not result.ok:
-        raise click.ClickException(f"{len(result.failed)} run(s) failed: {', '.join(result.failed)}")
+    _fail_with_cause(result)
+
+
+def _fail_with_cause(result) -> None:
+    """Exit non-zero when anything failed, the last line naming the first failure's cause."""
+    if result.ok:
+        return
+    first = result.failed[0]
+    raise click.ClickException(
+        f"{len(result.failed)} failed ({', '.join(result.failed[:5])}{', ...' if len(result.failed) > 5 else ''}); "
+        f"full event log: {result.log_path}\n{first}: {result.causes.get(first, 'see the event log')}"
+    )
 
 
 @main.command()
@@ -83,8 +93,8 @@ def demo(demo_dir, images, shard_size, workers):
     home = _prepare_instance(str(root / "dagster_home"))
     os.environ[CONFIG_ENV] = str(config_path)
     cfg = _load(str(config_path))
-    result = run_pipeline(str(config_path), cfg, release_version="demo", allow_tiny=True, workers=workers,
-                          echo=click.echo)
+    result = run_pipeline(str(config_path), cfg, home, release_version="demo", allow_tiny=True,
+                          workers=workers, echo=click.echo)
     store_root = cfg.storage
     click.echo("")
     click.echo(f"Outputs:        {store_root}/  (assets/, quarantine/, release/demo/)")
@@ -93,8 +103,7 @@ def demo(demo_dir, images, shard_size, workers):
     click.echo("Open the Dagster UI on these runs:")
     click.echo(f"  DAGSTER_HOME={home} {CONFIG_ENV}={config_path} \\")
     click.echo("    .venv/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml")
-    if not result.ok:
-        raise click.ClickException(f"{len(result.failed)} run(s) failed: {', '.join(result.failed)}")
+    _fail_with_cause(result)
 
 
 def _store(config_path: str | None):

@@ -117,6 +117,8 @@ class ReleaseSettings(_Strict):
     # Version names the schedule gives: strftime pattern of the tick's date, plus a counter
     # when one day has several releases.
     version_format: str = "v%Y.%m.%d"
+    # Let scheduled releases contain tiny-model (test) outputs, as --allow-tiny does for the CLI.
+    allow_tiny: bool = False
 
 
 class Config(_Strict):

@@ -32,25 +32,29 @@ def outcome_metadata(outcome) -> dict:
     }
 
 
-def check_results(report) -> list[dg.AssetCheckResult]:
-    """One AssetCheckResult per concern; severity ERROR if any ERROR expectation of it failed."""
+def check_results(reports: dict) -> list[dg.AssetCheckResult]:
+    """One AssetCheckResult per concern over every shard's report (``{partition: report}``);
+    severity ERROR if any ERROR expectation of it failed on any shard."""
     grouped: dict[str, list] = {c: [] for c in QA_CHECKS}
-    for o in report.outcomes:
-        grouped[check_group(o.name)].append(o)
+    for partition, report in sorted(reports.items()):
+        for o in report.outcomes:
+            grouped[check_group(o.name)].append((partition, o))
     results = []
     for check, outcomes in grouped.items():
-        failed = [o for o in outcomes if not o.success]
-        errors = [o for o in failed if o.severity == "ERROR"]
+        failed = [(p, o) for p, o in outcomes if not o.success]
+        errors = [o for _, o in failed if o.severity == "ERROR"]
         meta = {
-            "expectations": dg.MetadataValue.int(len(outcomes)),
+            "expectations": dg.MetadataValue.int(len({o.name for _, o in outcomes})),
             "failed": dg.MetadataValue.int(len(failed)),
             "failed_expectations": dg.MetadataValue.json(
-                {o.name: outcome_metadata(o) for o in failed}
+                {f"{p}: {o.name}": outcome_metadata(o) for p, o in failed}
             ),
-            "unexpected_rows": dg.MetadataValue.int(sum(o.unexpected_count for o in failed)),
+            "failed_shards": dg.MetadataValue.json(sorted({p for p, _ in failed})),
+            "unexpected_rows": dg.MetadataValue.int(sum(o.unexpected_count for _, o in failed)),
             "results": dg.MetadataValue.json(
-                json.loads(json.dumps({o.name: {"success": o.success, "unexpected": o.unexpected_count,
-                                                "severity": o.severity} for o in outcomes}, default=str))
+                json.loads(json.dumps({f"{p}: {o.name}": {"success": o.success, "unexpected": o.unexpected_count,
+                                                          "severity": o.severity} for p, o in outcomes},
+                                      default=str))
             ),
         }
         results.append(
@@ -64,26 +68,29 @@ def check_results(report) -> list[dg.AssetCheckResult]:
     return results
 
 
-def audit(context, asset_name: str, table: pa.Table, settings, scene=None, images=None,
-          expected_images: int | None = None):
-    """Validate ``table`` in memory; yield the check results; raise before anything is written
-    when an ERROR expectation failed (write-audit-publish)."""
+def validate_shard(asset_name: str, table: pa.Table, settings, scene=None, images=None):
+    """The expectation suite of one shard's QA table, in memory (before anything is written)."""
     from sf_platform.quality.suites import validate_qa
 
-    if expected_images is None and images is not None:
-        expected_images = images.num_rows
+    expected_images = images.num_rows if images is not None else None
     task = asset_name.removeprefix("qa_")
-    report = validate_qa(table, settings, scene=scene, images=images, expected_images=expected_images,
-                         tasks=[task])
-    yield from check_results(report)
-    if not report.passed:
-        failed = [o for o in report.failures() if o.severity == "ERROR"]
-        lines = [f"{o.name}: {o.unexpected_count} of {o.element_count} rows" for o in failed]
+    return validate_qa(table, settings, scene=scene, images=images, expected_images=expected_images,
+                       tasks=[task])
+
+
+def audit(asset_name: str, reports: dict):
+    """Yield the check results of every shard's report; raise before anything is written
+    when an ERROR expectation failed on any shard (write-audit-publish)."""
+    yield from check_results(reports)
+    failed = [(p, o) for p, r in sorted(reports.items()) if not r.passed
+              for o in r.failures() if o.severity == "ERROR"]
+    if failed:
+        lines = [f"{p}: {o.name}: {o.unexpected_count} of {o.element_count} rows" for p, o in failed]
         raise dg.Failure(
             description=f"{asset_name}: quality gate failed, nothing was written:\n" + "\n".join(lines),
             metadata={
                 "failed_expectations": dg.MetadataValue.json(
-                    {o.name: outcome_metadata(o) for o in failed}
+                    {f"{p}: {o.name}": outcome_metadata(o) for p, o in failed}
                 )
             },
         )

@@ -8,8 +8,20 @@ import dagster as dg
 import pyarrow as pa
 
 
-def table_counts(name: str, table: pa.Table) -> dict[str, dg.MetadataValue]:
-    return {f"{name}_rows": dg.MetadataValue.int(table.num_rows)}
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """Dagster's column schema from an Arrow schema (the types of ``core/schemas.py``)."""
+    return dg.TableSchema(columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema])
+
+
+def table_metadata(rows: int, schema: pa.Schema | None, uri: str | None) -> dict:
+    """The standard metadata every stored table carries in the UI: row count, column schema,
+    and where it lives (only when one partition was written: a range lists no single URI)."""
+    meta: dict = {"dagster/row_count": dg.MetadataValue.int(rows)}
+    if schema is not None:
+        meta["dagster/column_schema"] = dg.MetadataValue.table_schema(column_schema(schema))
+    if uri:
+        meta["dagster/uri"] = dg.MetadataValue.path(uri)
+    return meta
 
 
 def reason_counts(quarantine: pa.Table) -> dict[str, int]:

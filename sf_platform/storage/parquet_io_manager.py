@@ -15,6 +15,7 @@ from __future__ import annotations
 import dagster as dg
 import pyarrow as pa
 
+from sf_platform.defs.metadata import table_metadata
 from sf_platform.storage.layout import ASSETS, table_key
 from sf_platform.storage.object_store import ObjectStore
 
@@ -43,34 +44,52 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return table_key(name, partition_key, self._prefix(context))
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
+        """Write one table per partition: a ``pa.Table`` for a single partition, or a
+        ``{partition_key: pa.Table}`` mapping when the step materialized several shards
+        (a run over a partition range, see ``sf_platform.defs.shard_runs``)."""
         if obj is None:
             return
-        if not isinstance(obj, pa.Table):
-            raise TypeError(
-                f"{context.asset_key.to_user_string()}: outputs must be pyarrow.Table, got "
-                f"{type(obj).__name__} (this IO manager never pickles)"
-            )
-        pk = context.partition_key if context.has_partition_key else None
-        key = self._key(context, pk)
-        uri = self.store.write_table(key, obj)
-        context.add_output_metadata(
-            {
-                "rows": dg.MetadataValue.int(obj.num_rows),
-                "storage_key": dg.MetadataValue.text(key),
-                "uri": dg.MetadataValue.path(uri),
-            }
+        tables = self._tables_by_partition(context, obj)
+        keys, rows = {}, 0
+        for pk, table in tables.items():
+            key = self._key(context, pk)
+            self.store.write_table(key, table)
+            keys[pk or ""] = key
+            rows += table.num_rows
+        schema = next(iter(tables.values())).schema if tables else None
+        meta = table_metadata(rows, schema, self.store.uri(next(iter(keys.values()))) if len(keys) == 1 else None)
+        if len(keys) > 1:
+            meta["partitions_written"] = dg.MetadataValue.int(len(keys))
+        context.add_output_metadata(meta)
+
+    @staticmethod
+    def _tables_by_partition(context: dg.OutputContext, obj) -> dict[str | None, pa.Table]:
+        name = context.asset_key.to_user_string()
+        partitions = context.asset_partition_keys if context.has_asset_partitions else [None]
+        if isinstance(obj, pa.Table):
+            if len(partitions) != 1:
+                raise TypeError(f"{name}: a run over {len(partitions)} partitions must return "
+                                "{partition_key: pa.Table}, got one table")
+            return {partitions[0]: obj}
+        if isinstance(obj, dict):
+            if set(obj) != set(partitions):
+                raise ValueError(f"{name}: returned tables for {sorted(obj)}, expected {sorted(partitions)}")
+            for pk, table in obj.items():
+                if not isinstance(table, pa.Table):
+                    raise TypeError(f"{name}[{pk}]: outputs must be pyarrow.Table, got {type(table).__name__}")
+            return dict(obj)
+        raise TypeError(
+            f"{name}: outputs must be pyarrow.Table (or one per partition), got "
+            f"{type(obj).__name__} (this IO manager never pickles)"
         )
 
-    def load_input(self, context: dg.InputContext) -> pa.Table:
+    def load_input(self, context: dg.InputContext):
+        """One partition: its table.  Several (a run over a partition range): a
+        ``{partition_key: pa.Table}`` mapping, so each shard is still processed on its own."""
         upstream = context.upstream_output
-        if context.has_asset_partitions:
-            keys = context.asset_partition_keys
-        else:
-            keys = [None]
-        tables = []
-        for pk in keys:
-            key = self._key(upstream, pk)
-            tables.append(self.store.read_table(key))
-        if len(tables) == 1:
-            return tables[0]
-        return pa.concat_tables(tables, promote_options="default")
+        if not context.has_asset_partitions:
+            return self.store.read_table(self._key(upstream, None))
+        keys = context.asset_partition_keys
+        if len(keys) == 1:
+            return self.store.read_table(self._key(upstream, keys[0]))
+        return {pk: self.store.read_table(self._key(upstream, pk)) for pk in keys}

@@ -50,7 +50,7 @@ def test_partitioned_tables_roundtrip(store):
     assert store.read_table("assets/doubled/src/00007.parquet").column("n").to_pylist() == [2, 4, 6]
     assert store.read_table("quarantine/src/00007.parquet").num_rows == 1
     mats = res.asset_materializations_for_node("numbers")
-    assert mats[0].metadata["rows"].value == 3
+    assert mats[0].metadata["dagster/row_count"].value == 3
 
 
 def test_refuses_non_tables(file_store):

@@ -8,7 +8,6 @@ source that already provides the input (boxes, depth maps, keypoints) passes it 
 
 
 import dagster as dg
-import pyarrow as pa
 
 from sf_platform.config import Config
 from sf_platform.core.depth_io import read_depth_map
@@ -17,6 +16,7 @@ from sf_platform.defs.gpu_tags import gpu_op_tags
 from sf_platform.defs.metadata import plain
 from sf_platform.defs.partitions import shards
 from sf_platform.defs.resources import PlatformResource
+from sf_platform.defs.shard_runs import BACKFILL_POLICY, per_shard
 from sf_platform.models.depth import run_depth
 from sf_platform.models.detection import run_detections
 from sf_platform.models.inputs import ImageLoader
@@ -31,56 +31,81 @@ def _image_loader(cfg: Config) -> ImageLoader:
     return ImageLoader(cfg.s3)
 
 
+def _each_shard(context: dg.AssetExecutionContext, run_one, **inputs) -> dg.Output:
+    """Run ``run_one({input: table}) -> (table, meta)`` on each shard of the step; one summary
+    line in the run log; metadata of a single shard as is, of a range per shard."""
+    tables, metas = {}, {}
+    for key, shard_inputs in per_shard(context, **inputs):
+        tables[key], metas[key] = run_one(shard_inputs)
+    name = context.assets_def.key.to_user_string()
+    rows = sum(t.num_rows for t in tables.values())
+    context.log.info(f"{name}: {rows} rows over {len(tables)} shard(s)")
+    meta = next(iter(metas.values())) if len(metas) == 1 else {"per_shard": metas}
+    return dg.Output(tables, metadata=plain(meta))
+
+
 def build_perception_assets(cfg: Config) -> list[dg.AssetsDefinition]:
     tags = gpu_op_tags(cfg.models.k8s)
     gpu = {"partitions_def": shards, "group_name": "perception", "pool": "gpu", "op_tags": tags,
-               "code_version": PERCEPTION_CODE_VERSION}
+           "code_version": PERCEPTION_CODE_VERSION, "backfill_policy": BACKFILL_POLICY}
 
     @dg.asset(**gpu, description="Boxes for sources that give labels/points but no boxes "
               "(open-vocabulary detector); other objects pass through.")
     def detections(context: dg.AssetExecutionContext, platform: PlatformResource,
-                   images: pa.Table, objects: pa.Table) -> dg.Output:
+                   images, objects) -> dg.Output:
         c = platform.load()
-        table, meta = run_detections(images, objects, c.models, _image_loader(c))
-        return dg.Output(table, metadata=plain(meta))
+        return _each_shard(context, lambda i: run_detections(i["images"], i["objects"], c.models,
+                                                             _image_loader(c)),
+                           images=images, objects=objects)
 
     @dg.asset(**gpu, description="Segment Anything masks prompted by each object's box "
               "(or point); compact bitmap + area + predicted IoU + box IoU.")
     def masks(context: dg.AssetExecutionContext, platform: PlatformResource,
-              images: pa.Table, detections: pa.Table) -> dg.Output:
+              images, detections) -> dg.Output:
         c = platform.load()
-        table, meta = run_masks(images, detections, c.models, _image_loader(c))
-        return dg.Output(table, metadata=plain(meta))
+        return _each_shard(context, lambda i: run_masks(i["images"], i["detections"], c.models,
+                                                        _image_loader(c)),
+                           images=images, detections=detections)
 
     @dg.asset(**gpu, description="Depth-Anything-V2 maps (disparity or metric), or the "
               "source's own depth maps (provenance 'given').")
     def depth(context: dg.AssetExecutionContext, platform: PlatformResource,
-              images: pa.Table) -> dg.Output:
+              images) -> dg.Output:
         c = platform.load()
-        table, meta = run_depth(images, c.models, _image_loader(c),
-                                lambda uri: read_depth_map(uri, c.s3))
-        # Curation already quarantines bad given depth maps; anything the op still rejects is
-        # listed here rather than dropped silently.
-        rejected = meta.pop("quarantine", [])
-        meta["rejected_depth_maps"] = rejected
-        return dg.Output(table, metadata=plain(meta))
+
+        def one(i):
+            table, meta = run_depth(i["images"], c.models, _image_loader(c),
+                                    lambda uri: read_depth_map(uri, c.s3))
+            # Curation already quarantines bad given depth maps; anything the op still
+            # rejects is listed here rather than dropped silently.
+            meta["rejected_depth_maps"] = meta.pop("quarantine", [])
+            return table, meta
+
+        return _each_shard(context, one, images=images)
 
     @dg.asset(**gpu, description="Person keypoints (ViTPose, or given COCO keypoints) and a "
               "facing estimate with a confidence.")
     def poses(context: dg.AssetExecutionContext, platform: PlatformResource,
-              images: pa.Table, detections: pa.Table) -> dg.Output:
+              images, detections) -> dg.Output:
         c = platform.load()
-        table, meta = run_poses(images, detections, c.models, _image_loader(c))
-        return dg.Output(table, metadata=plain(meta))
+        return _each_shard(context, lambda i: run_poses(i["images"], i["detections"], c.models,
+                                                        _image_loader(c)),
+                           images=images, detections=detections)
 
     @dg.asset(partitions_def=shards, group_name="perception", code_version=PERCEPTION_CODE_VERSION,
+              backfill_policy=BACKFILL_POLICY,
               description="One row per object: box, mask stats, depth statistics over the "
               "object's pixels, uniqueness, ranks, facing. The only input of QA generation.")
-    def scene(context: dg.AssetExecutionContext, platform: PlatformResource, images: pa.Table,
-              detections: pa.Table, masks: pa.Table, depth: pa.Table, poses: pa.Table) -> dg.Output:
+    def scene(context: dg.AssetExecutionContext, platform: PlatformResource, images, detections,
+              masks, depth, poses) -> dg.Output:
         c = platform.load()
-        table = build_scene(images, detections, masks, depth, poses, c.qa)
-        kinds = sorted(set(table.column("depth_kind").drop_null().to_pylist())) if table.num_rows else []
-        return dg.Output(table, metadata=plain({"objects": table.num_rows, "depth_kinds": kinds}))
+
+        def one(i):
+            table = build_scene(i["images"], i["detections"], i["masks"], i["depth"], i["poses"], c.qa)
+            kinds = sorted(set(table.column("depth_kind").drop_null().to_pylist())) if table.num_rows else []
+            return table, {"objects": table.num_rows, "depth_kinds": kinds}
+
+        return _each_shard(context, one, images=images, detections=detections, masks=masks,
+                           depth=depth, poses=poses)
 
     return [detections, masks, depth, poses, scene]
