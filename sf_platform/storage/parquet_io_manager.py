@@ -71,7 +71,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 raise TypeError(f"{name}: a run over {len(partitions)} partitions must return "
                                 "{partition_key: pa.Table}, got one table")
             return {partitions[0]: obj}
-        if isinstance(obj, dict):
+        if isinstance(obj, dict) and context.has_asset_partitions:
             if set(obj) != set(partitions):
                 raise ValueError(f"{name}: returned tables for {sorted(obj)}, expected {sorted(partitions)}")
             for pk, table in obj.items():

@@ -59,3 +59,30 @@ def test_refuses_non_tables(file_store):
     assert file_store.list("assets") == []
     err = next(e for e in res.all_events if e.is_step_failure).step_failure_data.error
     assert "never pickles" in str(err.cause.message if err.cause else err.message)
+
+
+@dg.asset(partitions_def=parts, backfill_policy=dg.BackfillPolicy.multi_run(8))
+def per_shard_numbers(context) -> dict:
+    return {k: pa.table({"shard": [k], "n": [i]}) for i, k in enumerate(context.partition_keys)}
+
+
+@dg.asset(partitions_def=parts, backfill_policy=dg.BackfillPolicy.multi_run(8))
+def per_shard_copy(context, per_shard_numbers) -> dict:
+    assert set(per_shard_numbers) == set(context.partition_keys)  # one table per shard, not a concat
+    return dict(per_shard_numbers)
+
+
+def test_a_run_over_a_range_writes_one_table_per_shard(store):
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("shards", ["s/00000", "s/00001", "s/00002"])
+    io = ParquetIOManager(root=store.root, endpoint_url=store.endpoint_url)
+    res = dg.materialize([per_shard_numbers, per_shard_copy], instance=instance, resources={"io_manager": io},
+                         tags={"dagster/asset_partition_range_start": "s/00000",
+                               "dagster/asset_partition_range_end": "s/00002"})
+    assert res.success
+    for key in ("s/00000", "s/00001", "s/00002"):
+        assert store.read_table(f"assets/per_shard_copy/{key}.parquet").column("shard").to_pylist() == [key]
+    mats = res.asset_materializations_for_node("per_shard_copy")
+    assert {m.partition for m in mats} == {"s/00000", "s/00001", "s/00002"}
+    assert mats[0].metadata["dagster/row_count"].value == 3
+    assert [c.name for c in mats[0].metadata["dagster/column_schema"].value.columns] == ["shard", "n"]
