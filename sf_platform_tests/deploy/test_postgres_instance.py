@@ -4,6 +4,8 @@ loaded from the same file reads them back."""
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import dagster as dg
 import psycopg2
 import pytest
@@ -57,12 +59,12 @@ def test_production_instance_keeps_runs_events_and_pool_limits_in_postgres(
         assert {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}["gpu"] == 1
 
     # ... and it is this database that holds them, not a file in DAGSTER_HOME.
-    with psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=pg_database) as conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM runs WHERE run_id = %s", (run_id,))
-            assert cur.fetchone()[0] == 1
-            cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", (run_id,))
-            assert cur.fetchone()[0] > 50
-            cur.execute("SELECT count(*) FROM concurrency_limits WHERE concurrency_key = 'gpu'")
-            assert cur.fetchone()[0] == 1
+    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=pg_database)
+    with closing(conn), conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM runs WHERE run_id = %s", (run_id,))
+        assert cur.fetchone()[0] == 1
+        cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", (run_id,))
+        assert cur.fetchone()[0] > 50
+        cur.execute("SELECT count(*) FROM concurrency_limits WHERE concurrency_key = 'gpu'")
+        assert cur.fetchone()[0] == 1
     assert not list(production_home.glob("**/*.db"))
