@@ -30,10 +30,14 @@ def make_source(root: Path) -> dict:
     return entry
 
 
-def write_config(path: Path, source: dict, storage: Path, execution: dict | None = None) -> Path:
-    """A config with ``source``, a local store at ``storage`` and the tiny models."""
+def write_config(path: Path, source: dict, storage: Path, execution: dict | None = None,
+                 k8s: dict | None = None) -> Path:
+    """A config with ``source``, a local store at ``storage`` and the tiny models (plus the
+    ``execution:`` and ``models.k8s`` sections when given)."""
     cfg: dict[str, Any] = {"storage": "file://" + str(storage), "sources": [source],
                            "models": {"profile": "tiny", "device": "cpu"}}
+    if k8s is not None:
+        cfg["models"]["k8s"] = k8s
     if execution is not None:
         cfg["execution"] = execution
     path.parent.mkdir(parents=True, exist_ok=True)
