@@ -1,4 +1,11 @@
-"""Named jobs, so runs read well in the UI and the CLI/sensor can launch them by name."""
+"""Named jobs, so runs read well in the UI and the CLI/sensor can launch them by name.
+
+They set no executor of their own: the code location's default executor, chosen by
+``execution:`` in config (``defs/executors.py``), applies to them and to the implicit asset job
+that backfills, automation and the UI launch, so every run places GPU steps the same way.
+(Refer to these jobs by name elsewhere: a second job object of the same name in one
+Definitions is a conflict.)
+"""
 
 from __future__ import annotations
 
