@@ -56,7 +56,7 @@ def stop_worker(worker: Worker) -> None:
     if worker.process.poll() is None:
         os.killpg(worker.process.pid, signal.SIGTERM)
         try:
-            worker.process.wait(timeout=30)
+            worker.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(worker.process.pid, signal.SIGKILL)
             worker.process.wait(timeout=10)
