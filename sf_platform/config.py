@@ -92,6 +92,10 @@ class K8sConfig(_Strict):
             {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
         ]
     )
+    # Memory requested and capped for each GPU step's pod (Kubernetes quantity).  16Gi holds
+    # the largest default batch (SAM ViT-B, 16 images at 1024 px, plus decoded images and the
+    # shard's tables) with headroom; a larger model or batch needs more.
+    memory: str = Field(default="16Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 
 
 class ModelsConfig(_Strict):
@@ -102,6 +106,48 @@ class ModelsConfig(_Strict):
     depth: OpConfig = OpConfig(model="depth-anything/Depth-Anything-V2-Small-hf", batch_size=32)
     pose: OpConfig = OpConfig(model="usyd-community/vitpose-base-simple", batch_size=32)
     k8s: K8sConfig = K8sConfig()
+
+
+class CeleryConfig(_Strict):
+    """``execution.celery``: where the Celery executor sends steps (dagster-celery).
+
+    Workers must be started with the same broker (``celery -A sf_platform.defs.celery_app
+    worker -Q <queue>``, which reads this section from the same config file).
+    """
+
+    # Broker URL without a password (a local RabbitMQ by default); with a password, name an
+    # environment variable in ``broker_env`` instead so the secret never sits in a file.
+    broker: str = "pyamqp://guest@127.0.0.1//"
+    broker_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    backend: str = "rpc://"
+    # GPU steps (detections, masks, depth, poses) go to ``gpu_queue``; every other step to
+    # ``default_queue`` ("dagster" is dagster-celery's own default queue).
+    default_queue: str = Field(default="dagster", pattern=r"^[A-Za-z0-9_.\-]+$")
+    gpu_queue: str = Field(default="gpu", pattern=r"^[A-Za-z0-9_.\-]+$")
+
+    @model_validator(mode="after")
+    def _distinct_queues(self) -> CeleryConfig:
+        if self.default_queue == self.gpu_queue:
+            raise ValueError(f"gpu_queue and default_queue must differ, both are {self.gpu_queue!r}")
+        return self
+
+
+class ExecutionConfig(_Strict):
+    """``execution:``: which Dagster executor every job of the code location runs with.
+
+    ``in_process`` (default) runs a run's steps one after another in its own process: on one
+    machine a subprocess per step would pay seconds of imports (torch, transformers) each,
+    and ``sf-platform run`` already runs ``--workers`` runs side by side.  ``multiprocess``
+    gives each step a subprocess (``execute_in_process`` and ``materialize`` stay in one
+    process whatever is chosen).
+    ``celery`` sends each step to a Celery queue (several machines); ``k8s`` makes each step
+    its own Kubernetes Job (GPU steps on the GPU node pool, see ``models.k8s``).
+    """
+
+    executor: Literal["in_process", "multiprocess", "celery", "k8s"] = "in_process"
+    # Steps of one run at a time (multiprocess and k8s); None: as many as the graph allows.
+    max_concurrent: int | None = Field(default=None, ge=1)
+    celery: CeleryConfig = CeleryConfig()
 
 
 class ReleaseSettings(_Strict):
@@ -129,6 +175,7 @@ class Config(_Strict):
     # QA rules and balance targets (typed: a misspelt key fails here, before any model runs).
     qa: QASettings = QASettings()
     release: ReleaseSettings = ReleaseSettings()
+    execution: ExecutionConfig = ExecutionConfig()
     base_dir: str = "."  # folder relative paths resolve against (set by the loader)
 
     @field_validator("sources")

@@ -11,6 +11,7 @@ from sf_platform.defs.resources import PlatformResource, current_config_path
 
 
 def build_definitions(config_path: str | None = None) -> dg.Definitions:
+    from sf_platform.defs.executors import executor_for
     from sf_platform.defs.ingest.definitions import defs as ingest_defs
     from sf_platform.defs.jobs import index_job, release_job, shard_job
     from sf_platform.defs.perception.definitions import build_defs as perception_defs
@@ -30,6 +31,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
             jobs=[index_job, shard_job, release_job],
             sensors=[regeneration_sensor],
             schedules=[build_release_schedule(cfg)],
+            executor=executor_for(cfg.execution),
             resources={
                 "platform": platform,
                 "io_manager": ParquetIOManager(root=cfg.storage, endpoint_url=cfg.s3.endpoint_url, region=cfg.s3.region),

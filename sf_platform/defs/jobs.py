@@ -1,4 +1,11 @@
-"""Named jobs, so runs read well in the UI and the CLI/sensor can launch them by name."""
+"""Named jobs, so runs read well in the UI and the CLI/sensor can launch them by name.
+
+They set no executor of their own: the code location's default executor, chosen by
+``execution:`` in config (``defs/executors.py``), applies to them and to the implicit asset job
+that backfills, automation and the UI launch, so every run places GPU steps the same way.
+(Refer to these jobs by name elsewhere: a second job object of the same name in one
+Definitions is a conflict.)
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,8 @@ import dagster as dg
 from sf_platform.core.schemas import TASKS
 from sf_platform.defs.partitions import shards, sources
 
-# Local runs execute their steps in one process: a subprocess per step would cost seconds of
-# imports each. Deployments choose another executor (deploy/README.md).
-EXECUTOR = dg.in_process_executor
-
 index_job = dg.define_asset_job(
     "index_sources", selection=dg.AssetSelection.assets("source_index"), partitions_def=sources,
-    executor_def=EXECUTOR,
 )
 
 shard_job = dg.define_asset_job(
@@ -24,8 +26,6 @@ shard_job = dg.define_asset_job(
     ),
     partitions_def=shards,
     description="Everything for one shard: curation, perception, scene and the six QA tables.",
-    executor_def=EXECUTOR,
 )
 
-release_job = dg.define_asset_job("publish_release", selection=dg.AssetSelection.assets("release"),
-                                  executor_def=EXECUTOR)
+release_job = dg.define_asset_job("publish_release", selection=dg.AssetSelection.assets("release"))

@@ -45,7 +45,7 @@ def _each_shard(context: dg.AssetExecutionContext, run_one, **inputs) -> dg.Outp
 
 
 def build_perception_assets(cfg: Config) -> list[dg.AssetsDefinition]:
-    tags = gpu_op_tags(cfg.models.k8s)
+    tags = gpu_op_tags(cfg.models.k8s, queue=cfg.execution.celery.gpu_queue)
     gpu = {"partitions_def": shards, "group_name": "perception", "pool": "gpu", "op_tags": tags,
            "code_version": PERCEPTION_CODE_VERSION, "backfill_policy": BACKFILL_POLICY}
 
