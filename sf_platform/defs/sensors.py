@@ -82,7 +82,8 @@ def _content_versions(context, keys) -> list[str | None]:
 
 def qa_changed_since_last_release(instance: dg.DagsterInstance) -> tuple[bool, str | None]:
     """(any QA partition materialized after the latest release?, that release's version)."""
-    last = instance.get_latest_materialization_event(dg.AssetKey("release"))
+    records = instance.fetch_materializations(dg.AssetKey("release"), limit=1).records
+    last = records[0] if records else None
     after = last.storage_id if last else None
     version = None
     if last and last.asset_materialization:

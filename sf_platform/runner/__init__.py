@@ -82,7 +82,10 @@ def run_pipeline(
     workers: int = 1,
     echo: Callable[[str], None] = print,
     allow_shrink: bool = False,
+    shards_per_run: int | None = None,
 ) -> RunResult:
+    """Index, plan, run and (optionally) publish; ``shards_per_run`` caps the shards of one
+    run (default: spread over the workers, at most ``MAX_SHARDS_PER_RUN``; 0: index only)."""
     from sf_platform.core.sources.index import load_index_summary
     from sf_platform.definitions import build_definitions
     from sf_platform.defs.regeneration import plan, shard_runs
@@ -131,8 +134,10 @@ def run_pipeline(
         if force:
             decided = {k: frozenset(a.to_user_string() for a in assets) for k in keys}
         result.shards_skipped = [k for k in keys if not decided[k]]
+        if shards_per_run == 0:
+            return result
         todo = [k for k in keys if decided[k]]
-        per_run = max(1, min(MAX_SHARDS_PER_RUN, -(-len(todo) // max(1, workers))))
+        per_run = shards_per_run or max(1, min(MAX_SHARDS_PER_RUN, -(-len(todo) // max(1, workers))))
         runs = shard_runs(decided, keys, per_run)
         echo(f"[plan] {len(result.shards_skipped)} shard(s) up to date, {len(todo)} to run "
              f"in {len(runs)} run(s)")

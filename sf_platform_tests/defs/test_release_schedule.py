@@ -42,7 +42,11 @@ def test_two_quiet_ticks_give_one_release_and_a_change_gives_a_second(tmp_path):
         "release": {"schedule_cron": "0 4 * * *", "allow_tiny": True}}))
     defs = build_definitions(str(path))
     assert defs.resolve_schedule_def("nightly_release").cron_schedule == "0 4 * * *"
-    instance = dg.DagsterInstance.ephemeral()
+    with dg.instance_for_test() as instance:  # schedules need an instance with a ref
+        _ticks(defs, instance, path, tmp_path)
+
+
+def _ticks(defs, instance, path, tmp_path):
     instance.add_dynamic_partitions("sources", ["syn"])
     assert defs.resolve_job_def("index_sources").execute_in_process(partition_key="syn", instance=instance).success
     shard = defs.resolve_job_def("process_shard")
