@@ -17,8 +17,10 @@ from PIL import Image
 from sf_platform.config import S3Config
 from sf_platform.core import schemas
 from sf_platform.core.boxes import px_to_1000, xywh_to_xyxy
-from sf_platform.core.curation import annotation_orientation, curate_shard, safe_relative_path
-from sf_platform.core.sources.synthetic import generate, to_raw_points
+from sf_platform.core.curation import curate_shard
+from sf_platform.core.object_geometry import annotation_orientation
+from sf_platform.core.paths import safe_relative_path
+from sf_platform.synthetic import generate, to_raw_points
 
 SOURCE, SHARD = "syn", "00000"
 

@@ -19,7 +19,6 @@ assigns) plus:
 from __future__ import annotations
 
 import os
-import posixpath
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -178,19 +177,6 @@ def raw_images(
         if value is not None:
             cols[name] = value
     return schemas.conform(pa.table(cols), RAW_IMAGE_COLUMNS)
-
-
-def path_escapes(file_name: str) -> bool:
-    """True when ``file_name`` is absolute or climbs out of the images root with ``..``.
-
-    Backslashes count as separators and a drive letter as absolute, so a Windows-made
-    annotation file cannot point outside the root either.
-    """
-    name = file_name.replace("\\", "/")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return True
-    norm = posixpath.normpath(name)
-    return norm == ".." or norm.startswith("../")
 
 
 def list_inputs(uri: str, endpoint_url: str | None, region: str | None, suffix: str) -> list[str]:
