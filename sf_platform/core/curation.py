@@ -47,7 +47,7 @@ from sf_platform.core.boxes import px_to_1000
 from sf_platform.core.depth_io import DepthRejected, check_depth_map, read_depth_map
 from sf_platform.core.imaging import DecodedImage, ImageRejected, decode_image
 from sf_platform.core.object_geometry import place_object
-from sf_platform.core.paths import root_uri, safe_relative_path
+from sf_platform.core.paths import resolve_inside, root_uri, safe_relative_path
 from sf_platform.core.quarantine import Rejected, quarantine_row, quarantine_table
 from sf_platform.storage.object_store import join_uri, read_uri
 
@@ -57,6 +57,21 @@ class CuratedShard:
     images: pa.Table  # schemas.IMAGES
     objects: pa.Table  # schemas.OBJECTS, bbox_px in the oriented frame, bbox_1000 filled
     quarantine: pa.Table  # schemas.QUARANTINE: the reader's rows, then curation's
+    missing_images: int = 0  # image rows whose file was not found (quarantined missing_image)
+
+
+class ImagesUnavailable(RuntimeError):
+    """Every image of a shard is missing: the images root moved or is unmounted, not a few bad
+    rows.  Curating would quarantine the whole shard and publish nothing, silently; failing
+    leaves the shard not done, so the next run retries it."""
+
+
+def content_version(shard_hash: str, missing_images: int) -> str:
+    """What curation records as the shard's content: its index hash, marked when images were
+    missing.  A missing image may come back (a remount, a late copy) while the annotations,
+    and so the hash, stay the same; marked, the recorded version never equals the index hash,
+    so ``core.rerun`` re-curates the shard on the next run instead of calling it unchanged."""
+    return shard_hash if not missing_images else f"{shard_hash}-missing{missing_images}"
 
 
 @dataclass(frozen=True)
@@ -125,6 +140,7 @@ def _vet_images(rows: list[dict], root: str, s3, workers: int) -> tuple[list[_Ve
     endpoint = getattr(s3, "endpoint_url", None) if s3 is not None else None
     region = getattr(s3, "region", None) if s3 is not None else None
     seen: set[str] = set()
+    files: dict[str, str] = {}  # real path -> image id (local roots)
     early: list[dict] = []
     todo: list[tuple[dict, str]] = []
     for row in rows:
@@ -135,7 +151,15 @@ def _vet_images(rows: list[dict], root: str, s3, workers: int) -> tuple[list[_Ve
                     f"image id {row['image_id']!r} appears more than once in the shard",
                 )
             seen.add(row["image_id"])
-            todo.append((row, _image_uri(root, row.get("file_name"))))
+            uri = _image_uri(root, row.get("file_name"))
+            real = resolve_inside(root, safe_relative_path(row["file_name"]))
+            if real is not None and files.setdefault(real, row["image_id"]) != row["image_id"]:
+                raise Rejected(
+                    "duplicate_image",
+                    f"file name {row['file_name']!r} is the same file as image "
+                    f"{files[real]!r} (a symbolic link): one photo cannot carry two annotations",
+                )
+            todo.append((row, uri))
         except Rejected as exc:
             early.append(_reject(row, "image", exc))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -265,7 +289,8 @@ def curate_shard(
     :class:`sf_platform.config.S3Config` (endpoint/region) or None.  Images are fetched and
     decoded by ``workers`` threads (the fetch is I/O and Pillow's decoder releases the GIL).
     Storage errors other than "not found" propagate: a flaky bucket must fail the run (and be
-    retried), not quarantine good photos.
+    retried), not quarantine good photos; so does a shard whose every image is missing
+    (:class:`ImagesUnavailable`).
     """
     if annotation_frame not in ("raw", "oriented"):
         raise ValueError(f"annotation_frame must be 'raw' or 'oriented', got {annotation_frame!r}")
@@ -283,6 +308,13 @@ def curate_shard(
         elif v.depth_reason is not None:
             detail = f"{v.depth_detail} (depth map {v.row.get('depth_uri')}; image kept without it)"
             quarantined.append(_reject(v.row, "depth", Rejected(v.depth_reason, detail), v.uri))
+    missing = sum(v.reason == "missing_image" for v in vetted)
+    if vetted and missing == len(vetted):
+        raise ImagesUnavailable(
+            f"none of the {missing} images of shard {image_rows[0].get('source')}/"
+            f"{image_rows[0].get('shard')} exists under {root} (first: {vetted[0].uri}): is the "
+            "images folder moved or unmounted?"
+        )
     # A duplicated image id whose first row was kept is not "rejected" for its objects.
     for image_id in kept:
         rejected.pop(image_id, None)
@@ -303,4 +335,5 @@ def curate_shard(
         images=_images_table([v for v in vetted if v.reason is None], incomplete, unattributed),
         objects=_objects_table(good, kept),
         quarantine=quarantine,
+        missing_images=missing,
     )

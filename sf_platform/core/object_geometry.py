@@ -23,6 +23,21 @@ from sf_platform.core.quarantine import Rejected
 MIN_BOX_SIDE_PX = 1.0
 # Points (PixMo) within this many pixels outside the border are rounding at the edge: clamped.
 POINT_TOLERANCE_PX = 1.0
+# How far a box may reach beyond the image and still be clipped to it: max(2 px, 1% of that
+# side).  Annotation rounding overshoots by under a pixel (COCO floats, x + w, 0..1 coordinates
+# times the size); boxes drawn on a resized copy and scaled back carry one source pixel of
+# rounding, a few output pixels at most, and 1% of the side covers a copy 100x smaller.  A box
+# that overshoots by more was not drawn on this image (another copy or crop, a corrupt or
+# absurd value such as a 5000 px box on a 640 px photo): clipping it would publish a box that
+# is not the object's, and it would then pose as "the largest" object in relations.  So it is
+# quarantined as ``box_outside_image`` instead.
+BOX_TOLERANCE_PX = 2.0
+BOX_TOLERANCE_FRACTION = 0.01
+
+
+def box_tolerance(side: int) -> float:
+    """Largest overshoot (px) beyond an image side of ``side`` px that is clipped as rounding."""
+    return max(BOX_TOLERANCE_PX, BOX_TOLERANCE_FRACTION * side)
 
 
 def annotation_orientation(
@@ -60,6 +75,13 @@ def _clip_box(box: np.ndarray, w: int, h: int) -> tuple[np.ndarray, bool]:
     if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
         raise Rejected(
             "box_outside_image", f"box {box.tolist()} lies entirely outside the {w}x{h} image"
+        )
+    tx, ty = box_tolerance(w), box_tolerance(h)
+    if x1 < -tx or y1 < -ty or x2 > w + tx or y2 > h + ty:
+        raise Rejected(
+            "box_outside_image",
+            f"box {box.tolist()} reaches beyond the {w}x{h} image by more than the rounding "
+            f"tolerance ({tx:g} x {ty:g} px): not drawn on this image, so not clipped",
         )
     clipped = np.clip(box, 0, [w, h, w, h])
     if clipped[2] - clipped[0] < MIN_BOX_SIDE_PX or clipped[3] - clipped[1] < MIN_BOX_SIDE_PX:

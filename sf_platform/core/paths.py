@@ -49,6 +49,20 @@ def path_escapes(file_name: str) -> bool:
     return False
 
 
+def resolve_inside(root: str, relative: str) -> str | None:
+    """The real path of ``relative`` under a local ``root`` (``file://`` URL or folder), symbolic
+    links resolved; :class:`PathEscape` when it resolves outside the root's own real path (a link
+    to ``../outside/secret.jpg`` or ``/etc/passwd``).  None for object-store roots (``s3://``
+    has no links).  The detail names the file name only, never the link target's content."""
+    if root.startswith("s3://"):
+        return None
+    base = os.path.realpath(root.removeprefix("file://"))
+    real = os.path.realpath(os.path.join(base, relative))
+    if os.path.commonpath([base, real]) != base:
+        raise PathEscape(f"file name {relative!r} resolves (through a symbolic link) outside its root")
+    return real
+
+
 def root_uri(root: str) -> str:
     """``s3://`` and ``file://`` roots stay; a local folder becomes ``file:///abs/folder``."""
     if root.startswith(("s3://", "file://")):

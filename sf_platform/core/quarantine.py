@@ -26,13 +26,18 @@ REASONS: dict[str, str] = {
     "missing_file_name": "[image] an image entry without a file name",
     "duplicate_image_id": "[image] a later entry reusing an image id: the first entry is kept "
     "and owns every annotation of that id (an annotation names only the id)",
-    "path_escape": "[image] the file name is absolute, a URL, or leaves the images root",
+    "path_escape": "[image/keypoints] the file name is absolute, a URL, or leaves its root, "
+    "through '..' or a symbolic link (resolved before any byte is read)",
+    "value_overflow": "[image/object] a size or id too large to be real (width 10**12, id "
+    "10**30): stored as is it would wrap or be rounded",
     # --- annotations (index) ---
     "unknown_image": "[object/keypoints] the annotation's image id is not in the image list "
     "(or, in curation, not in the shard)",
     "image_quarantined": "[object] the annotation's image was rejected at read time",
     "unknown_category": "[object] the category id / MID is not in the class list, or the label "
     "is empty",
+    "bad_category_name": "[object] the category name is empty once control characters, bidi "
+    "overrides, markup and quotes are removed (categories.clean_category_name)",
     "nan_box": "[object] a coordinate is NaN, infinite or missing, or the box is not 4 numbers",
     "nan_point": "[object] a point has a NaN, infinite or missing coordinate",
     "degenerate_box": "[object] zero or negative width or height (or under 1 px inside the image)",
@@ -41,7 +46,8 @@ REASONS: dict[str, str] = {
     "malformed_keypoints": "[keypoints] not 17 (x, y, v) triples",
     # --- image files (curation, core/imaging.py) ---
     "missing_image": "[image] no file at the image's URI",
-    "duplicate_image": "[image] the image id appears twice in one shard",
+    "duplicate_image": "[image] the image id appears twice in one shard, or its file is the same "
+    "file as another image's (a symbolic link)",
     "empty_file": "[image] the file has zero bytes",
     "not_an_image": "[image] no image format recognises the header",
     "decompression_bomb": "[image] the header declares more pixels than the limit",
@@ -54,7 +60,8 @@ REASONS: dict[str, str] = {
     "duplicate_object": "[object] the object id appears twice in one shard",
     "annotation_size_mismatch": "[object] the annotated width/height fit neither the stored nor "
     "the displayed image",
-    "box_outside_image": "[object] the box lies entirely outside the image",
+    "box_outside_image": "[object] the box lies outside the image, or reaches beyond it by more "
+    "than the rounding tolerance (max(2 px, 1% of the side); object_geometry.box_tolerance)",
     "point_outside_image": "[object] a point lies outside the image by more than 1 px",
     "no_geometry": "[object] neither a box nor points",
     # --- depth maps (core/depth_io.py, models/depth.py) ---

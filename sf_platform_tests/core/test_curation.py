@@ -346,12 +346,13 @@ def messy(tmp_path):
     nan = float("nan")
     objects = [
         obj("ok", "good", [10, 10, 50, 40]),
-        obj("partly_out", "good", [100, 60, 150, 100]),
+        obj("partly_out", "good", [100, 60, 121.5, 81.5]),  # rounding overshoot: clipped
+        obj("far_out", "good", [100, 60, 150, 100]),  # 30 px beyond a 120 px side: not clipped
         obj("outside", "good", [130, 10, 160, 40]),
         obj("outside_neg", "good", [-50, -40, -10, -5]),
         obj("zero", "good", [10, 10, 10, 40]),
         obj("negative", "good", [50, 10, 20, 40]),
-        obj("sliver", "good", [119.5, 10, 125, 40]),  # 0.5 px wide once clipped
+        obj("sliver", "good", [119.5, 10, 121, 40]),  # 0.5 px wide once clipped
         obj("nan", "good", [nan, 10, 50, 40]),
         obj("norm", "good", None, bbox_norm=[0.25, 0.5, 0.75, 1.0]),
         obj("norm_nan", "good", None, bbox_norm=[nan, 0.5, 0.75, 1.0]),
@@ -438,6 +439,7 @@ def test_bad_boxes(messy):
         "r1": "unknown_category",  # the reader's row, carried through
         "outside": "box_outside_image",
         "outside_neg": "box_outside_image",
+        "far_out": "box_outside_image",
         "zero": "degenerate_box",
         "negative": "degenerate_box",
         "sliver": "degenerate_box",
@@ -594,3 +596,23 @@ def test_unmatched_keypoints_make_the_person_category_incomplete():
     )
     per, whole = incomplete_categories(q, {"7": {"Person"}})
     assert per == {"7": {"Person"}, "8": set()} and whole == set()
+
+
+def test_missing_images_are_not_cached_as_unchanged(tmp_path):
+    """One missing photo: the shard is curated, and the content it records is marked so the
+    next run re-curates it (the photo may come back while the annotations stay the same)."""
+    from sf_platform.core.curation import content_version
+    from sf_platform.core.rerun import Materialized, assets_to_run
+
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(tmp_path / "a.jpg")
+    images = pa.Table.from_pylist(
+        [img("a", "a.jpg"), img("b", "b.jpg")], schema=schemas.RAW_IMAGES
+    )
+    out = curate_shard(images, schemas.empty(schemas.OBJECTS), schemas.empty(schemas.QUARANTINE), str(tmp_path))
+    assert out.missing_images == 1 and out.images.column("image_id").to_pylist() == ["a"]
+    recorded = content_version("h1", out.missing_images)
+    assert recorded != "h1" and content_version("h1", 0) == "h1"
+    latest = {"images": Materialized(storage_id=5, code_version="1", shard_hash=recorded)}
+    assert assets_to_run(latest, {"images": "1"}, {}, "h1") == {"images"}
+    done = {"images": Materialized(storage_id=5, code_version="1", shard_hash=content_version("h1", 0))}
+    assert assets_to_run(done, {"images": "1"}, {}, "h1") == set()

@@ -9,6 +9,7 @@ import pytest
 
 from sf_platform.core import depth_io, quarantine
 from sf_platform.core.quarantine import REASONS, quarantine_row, quarantine_table
+from sf_platform.core.sources.index import rules
 
 ROOT = Path(__file__).resolve().parents[2] / "sf_platform"
 
@@ -38,6 +39,7 @@ def test_every_reason_code_written_in_the_code_is_listed():
     for path in ROOT.rglob("*.py"):
         found |= set(pattern.findall(path.read_text()))
     assert found, "the scan found no reason codes: the pattern is stale"
+    found |= set(rules._OBJECT_RULES)  # the index's object rules, tested in that order
     assert sorted(found - set(REASONS)) == []
     assert set(depth_io.REASONS) <= set(REASONS)
     assert sorted(set(REASONS) - found) == []

@@ -60,13 +60,26 @@ def _parse_fast(batch: bytes, schema: pa.Schema) -> pa.Table | None:
 def _parse_python(batch: bytes) -> list:
     text = b"[" + batch + b"]"
     try:
-        return orjson.loads(text)
+        rows = orjson.loads(text)
+        if not _has_huge_integer(rows):
+            return rows
     except orjson.JSONDecodeError:
         pass
     try:
         return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ChunkParseError(str(exc)) from None
+
+
+def _has_huge_integer(rows) -> bool:
+    """orjson reads an integer beyond 64 bits as a float (10**30 -> 1.0000000000000000199e30);
+    such a batch is parsed again by ``json``, which keeps every digit for the range checks."""
+    return isinstance(rows, list) and any(
+        isinstance(v, float) and v.is_integer() and abs(v) >= 2**63
+        for r in rows
+        if isinstance(r, dict)
+        for v in r.values()
+    )
 
 
 def _as_float(v) -> float:
@@ -78,21 +91,29 @@ def _as_float(v) -> float:
         return math.nan
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def _as_int(v) -> int | None:
+    """An integer value; one beyond int64 saturates at its bound (the readers' range checks
+    then reject it with a reason: a size or count that large is never real)."""
     if isinstance(v, bool):
         return int(v)
-    if isinstance(v, int):
-        return v
     if isinstance(v, float) and math.isfinite(v) and v.is_integer():
-        return int(v)
+        v = int(v)
+    if isinstance(v, int):
+        return min(max(v, _INT64[0]), _INT64[1])
     return None
 
 
 def _as_id(v) -> str | None:
+    """An id as a string, integers in canonical form and never saturated: an id beyond int64
+    keeps its digits, so the index can reject it (``value_overflow``)."""
     if v is None:
         return None
-    i = _as_int(v)
-    return str(i) if i is not None else str(v)
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        v = int(v)
+    return str(int(v)) if isinstance(v, int) else str(v)
 
 
 def _coerce(values: list, typ: pa.DataType, is_id: bool) -> pa.Array:

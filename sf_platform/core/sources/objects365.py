@@ -146,8 +146,8 @@ def read_objects365(
         images=raw_images(
             img.column("id"),
             img.column("file_name"),
-            width=pc.cast(img.column("width"), pa.int32(), safe=False),
-            height=pc.cast(img.column("height"), pa.int32(), safe=False),
+            width=img.column("width"),
+            height=img.column("height"),
         ),
         objects=spill,
         categories=None

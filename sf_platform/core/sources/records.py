@@ -33,8 +33,10 @@ RAW_IMAGE_COLUMNS = pa.schema(
     [
         ("image_id", pa.string()),
         ("file_name", pa.string()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
+        # int64 here so an absurd declared size (10**12) reaches the index's checks as it is
+        # written and is quarantined (value_overflow), instead of wrapping to a wrong int32.
+        ("width", pa.int64()),
+        ("height", pa.int64()),
         ("count", pa.int32()),
         ("count_label", pa.string()),
     ]
@@ -55,6 +57,11 @@ RAW_OBJECTS = pa.schema(
         ("_seq", pa.int64()),
     ]
 )
+
+
+class SourceInputError(ValueError):
+    """An annotation, class or keypoint file that cannot be read: the message names the file
+    and, where known, the row, column or byte offset, and the reason."""
 
 
 class Spill:

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from sf_platform.core.curation import curate_shard
+from sf_platform.core.curation import content_version, curate_shard
 from sf_platform.core.sources.index import build_index, load_index_summary, read_shard
 from sf_platform.defs.metadata import plain, reason_counts
 from sf_platform.defs.partitions import shards, sources, split_shard_key
@@ -23,6 +23,8 @@ def source_index(context: dg.AssetExecutionContext, platform: PlatformResource) 
     cfg = platform.load()
     src = cfg.source(context.partition_key)
     summary = build_index(src, platform.store(), cfg.s3)
+    for warning in summary.warnings:
+        context.log.warning(f"source {src.name!r}: {warning}")
     return dg.MaterializeResult(
         metadata=plain(
             {
@@ -32,6 +34,7 @@ def source_index(context: dg.AssetExecutionContext, platform: PlatformResource) 
                 "quarantined": summary.num_quarantined,
                 "shards": len(summary.shards),
                 "fingerprint": summary.fingerprint,
+                "warnings": summary.warnings,
             }
         ),
         data_version=dg.DataVersion(summary.fingerprint),
@@ -76,8 +79,13 @@ def curated(context: dg.AssetExecutionContext, platform: PlatformResource):
         raw.images, raw.objects, raw.quarantine, summary.images_root or src.images, cfg.s3,
         src.annotation_frame,
     )
-    shard_hash = summary.shards[shard]
-    common = {"shard_hash": dg.MetadataValue.text(shard_hash)}
+    # Missing images mark the recorded content so a re-run re-curates the shard (see
+    # core.curation.content_version); a shard whose every image is missing has already failed.
+    shard_hash = content_version(summary.shards[shard], cur.missing_images)
+    common = {
+        "shard_hash": dg.MetadataValue.text(shard_hash),
+        "missing_images": dg.MetadataValue.int(cur.missing_images),
+    }
     yield dg.Output(
         cur.images,
         output_name="images",

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sf_platform.config import S3Config, SourceConfig
+from sf_platform.core.sources.categories import clean_category_names
 from sf_platform.core.sources.index.buckets import Buckets, sort_position
 from sf_platform.core.sources.index.fingerprint import source_fingerprint
 from sf_platform.core.sources.index.inputs import (
@@ -40,8 +41,9 @@ def _checked_batch(
         pos = pos_col.to_numpy(zero_copy_only=False).astype(np.int64)
     else:
         pos = lookup.find(batch.column("image_key"))
-    category = categories.resolve(batch)
-    reason, detail = object_reasons(batch, pos, rejected, category)
+    raw_category = categories.resolve(batch)
+    category = clean_category_names(raw_category)
+    reason, detail = object_reasons(batch, pos, rejected, raw_category, category)
     sort_pos = sort_position(pos)
     # Objects attach to the first entry of their id (duplicates) by construction of find().
     image_id = pc.coalesce(batch.column("image_id"), batch.column("image_key"))
@@ -53,6 +55,15 @@ def _checked_batch(
     return table.append_column("_reason", reason).append_column("_detail", detail), sort_pos
 
 
+def _clean_count_labels(images: pa.Table) -> pa.Table:
+    """PixMo's image-level count labels are category names in counting questions: cleaned
+    like every category name; one empty after cleaning is dropped (no given count)."""
+    i = images.schema.get_field_index("count_label")
+    labels = clean_category_names(images.column(i))
+    labels = pc.if_else(pc.equal(labels, ""), pa.scalar(None, pa.string()), labels)
+    return images.set_column(i, "count_label", labels)
+
+
 def build_index(src: SourceConfig, store: ObjectStore, s3: S3Config) -> SourceIndexSummary:
     """Stream the source once and write its shard index atomically (summary JSON last)."""
     fingerprint = source_fingerprint(src, s3)
@@ -60,7 +71,7 @@ def build_index(src: SourceConfig, store: ObjectStore, s3: S3Config) -> SourceIn
     spf = shards_per_file(src.shard_size)
     with tempfile.TemporaryDirectory(prefix=f"sf-index-{src.name}-") as tmp:
         records = read_records(inputs, s3, tmp)
-        images = records.images
+        images = _clean_count_labels(records.images)
         lookup = ImageLookup(images.column("image_id"))
         checks = check_images(images, lookup)
         ctx = BuildContext(src, inputs, images, checks, depth_files(inputs.depth, s3))

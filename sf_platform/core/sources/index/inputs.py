@@ -3,7 +3,9 @@ and the build context (image list and its checks) the later steps share."""
 
 from __future__ import annotations
 
+import csv
 import posixpath
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -16,7 +18,7 @@ from sf_platform.core.sources.index.rules import ImageChecks
 from sf_platform.core.sources.objects365 import read_objects365
 from sf_platform.core.sources.openimages import read_openimages
 from sf_platform.core.sources.pixmo import read_pixmo
-from sf_platform.core.sources.records import RAW_OBJECTS, SourceRecords, Spill
+from sf_platform.core.sources.records import RAW_OBJECTS, SourceInputError, SourceRecords, Spill
 from sf_platform.storage.layout import shard_name
 from sf_platform.storage.object_store import filesystem_for, join_uri
 
@@ -47,7 +49,28 @@ def resolve_inputs(src: SourceConfig) -> Inputs:
     )
 
 
+_PARSE_ERRORS = (pa.ArrowException, ValueError, KeyError, UnicodeDecodeError, csv.Error)
+
+
+@contextmanager
+def named_input_errors(uri: str, what: str):
+    """A parse error of ``uri`` (Arrow, JSON, CSV, a bad value) becomes a
+    :class:`SourceInputError` naming the file; a missing file keeps its own error."""
+    try:
+        yield
+    except SourceInputError:
+        raise
+    except _PARSE_ERRORS as exc:
+        message = str(exc) if uri in str(exc) else f"{uri}: {exc}"
+        raise SourceInputError(f"cannot read the {what}: {message}") from exc
+
+
 def read_records(inputs: Inputs, s3: S3Config, folder: str) -> SourceRecords:
+    with named_input_errors(inputs.annotations, f"{inputs.format} annotations"):
+        return _read_records(inputs, s3, folder)
+
+
+def _read_records(inputs: Inputs, s3: S3Config, folder: str) -> SourceRecords:
     spill = Spill(folder, RAW_OBJECTS, "objects")
     ep, region = s3.endpoint_url, s3.region
     if inputs.format == "objects365":

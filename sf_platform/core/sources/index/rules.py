@@ -76,6 +76,12 @@ def check_images(images: pa.Table, lookup: ImageLookup) -> ImageChecks:
     first = lookup.find(ids) if n else np.zeros(0, np.int64)
     reason: list = [None] * n
     detail: list = [None] * n
+    id_overflow = int_overflow(ids) if n else np.zeros(0, bool)
+    sizes = {
+        side: pc.fill_null(images.column(side), 0).to_numpy(zero_copy_only=False)
+        for side in ("width", "height")
+    }
+    too_big = (sizes["width"] > INT32_MAX) | (sizes["height"] > INT32_MAX)
     for i in range(n):
         if id_list[i] is None:
             reason[i], detail[i] = "missing_image_id", f"image entry {i} has no id"
@@ -84,6 +90,15 @@ def check_images(images: pa.Table, lookup: ImageLookup) -> ImageChecks:
             detail[i] = (
                 f"image id {id_list[i]} already used by entry {first[i]} "
                 f"({names[first[i]]!r}); the first entry is kept and owns its annotations"
+            )
+        elif id_overflow[i]:
+            reason[i] = "value_overflow"
+            detail[i] = f"image id {id_list[i]} is an integer beyond int64 (would be rounded)"
+        elif too_big[i]:
+            reason[i] = "value_overflow"
+            detail[i] = (
+                f"image {id_list[i]} declares {sizes['width'][i]}x{sizes['height'][i]} px, beyond a "
+                "32-bit size (it would wrap to a wrong size)"
             )
         elif not names[i]:
             reason[i], detail[i] = "missing_file_name", f"image {id_list[i]} has no file_name"
@@ -136,68 +151,97 @@ class Categories:
         return pc.coalesce(category, self.table.column("name").take(idx))
 
 
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+
+
+def int_overflow(ids) -> np.ndarray:
+    """True where a string id is an integer outside int64: a JSON id like 10**30 (or 1e30)
+    cannot be the source's real id, and stored it would be rounded (parsers read it as a
+    float), so two annotations could share it."""
+    arr = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    long = pc.fill_null(pc.match_substring_regex(arr, r"^-?[0-9]{19,}$"), False)
+    out = long.to_numpy(zero_copy_only=False).copy()
+    for i in np.flatnonzero(out):
+        out[i] = abs(int(arr[i].as_py())) > INT64_MAX
+    return out
+
+
+# Object reject codes in the order they are tested (the first that fails is reported).
+_OBJECT_RULES = (
+    "unknown_image",
+    "image_quarantined",
+    "unknown_category",
+    "bad_category_name",
+    "value_overflow",
+    "nan_box",
+    "nan_point",
+    "degenerate_box",
+)
+
+
+def _object_detail(code: str, key, cat_key, raw_cat, object_id, box) -> str:
+    if code == "unknown_image":
+        return f"annotation refers to image {key!r}, which is not in the image list"
+    if code == "image_quarantined":
+        return f"its image {key!r} was quarantined at read time"
+    if code == "unknown_category":
+        if cat_key is not None:
+            return f"category {cat_key!r} is not in the class list"
+        return "the object has no category name (empty label)"
+    if code == "bad_category_name":
+        return (
+            f"category name {raw_cat!a} is empty once control characters, markup and quotes "
+            "are removed"
+        )
+    if code == "value_overflow":
+        return f"annotation id {object_id} is an integer beyond int64 (would be rounded)"
+    if code == "nan_box":
+        return f"box {box} is not four finite numbers"
+    if code == "nan_point":
+        return "point has a NaN, infinite or missing coordinate"
+    return f"box {box} has zero or negative width or height"
+
+
 def object_reasons(
-    batch: pa.Table, pos: np.ndarray, rejected: np.ndarray, category
+    batch: pa.Table, pos: np.ndarray, rejected: np.ndarray, raw_category, category
 ) -> tuple[pa.Array, pa.Array]:
-    """(reason, detail) per row, null when the row is fine: the first rule that fails, in a
-    fixed order (image problems before category before coordinates)."""
+    """(reason, detail) per row, null when the row is fine: the first rule of
+    :data:`_OBJECT_RULES` that fails (image problems before category before coordinates).
+    ``raw_category`` is the resolved name as the source wrote it, ``category`` the cleaned one."""
     n = batch.num_rows
-    codes = np.zeros(n, dtype=np.int8)
     unknown_image = pos < 0
-    codes[unknown_image] = 1
     img_rej = np.zeros(n, bool)
     img_rej[~unknown_image] = rejected[pos[~unknown_image]]
-    codes[(codes == 0) & img_rej] = 2
-    no_cat = pc.fill_null(pc.equal(category, ""), True).to_numpy(zero_copy_only=False)
-    codes[(codes == 0) & no_cat] = 3
+    no_raw = pc.fill_null(pc.equal(raw_category, ""), True).to_numpy(zero_copy_only=False)
+    no_clean = pc.fill_null(pc.equal(category, ""), True).to_numpy(zero_copy_only=False)
     nan_px, deg_px = box_reasons(batch.column("bbox_px"))
     nan_n, deg_n = box_reasons(batch.column("bbox_norm"))
-    nan_pt = points_nan(batch.column("points"))
-    codes[(codes == 0) & (nan_px | nan_n)] = 4
-    codes[(codes == 0) & nan_pt] = 5
-    codes[(codes == 0) & (deg_px | deg_n)] = 6
+    failed = (
+        unknown_image,
+        img_rej,
+        no_raw,
+        no_clean,
+        int_overflow(batch.column("object_id")),
+        nan_px | nan_n,
+        points_nan(batch.column("points")),
+        deg_px | deg_n,
+    )
+    codes = np.zeros(n, dtype=np.int8)
+    for k, mask in enumerate(failed, start=1):
+        codes[(codes == 0) & mask] = k
     reason = np.full(n, None, dtype=object)
     detail = np.full(n, None, dtype=object)
     bad = np.flatnonzero(codes)
-    if not len(bad):
-        return pa.array(reason, pa.string()), pa.array(detail, pa.string())
-    sub = batch.take(pa.array(bad))
-    keys = sub.column("image_key").to_pylist()
-    cats = sub.column("category_key").to_pylist()
-    boxes = pc.coalesce(sub.column("bbox_px"), sub.column("bbox_norm")).to_pylist()
-    for j, row in enumerate(bad):
-        c = codes[row]
-        if c == 1:
-            reason[row], detail[row] = (
-                "unknown_image",
-                f"annotation refers to image {keys[j]!r}, which is not in the image list",
-            )
-        elif c == 2:
-            reason[row], detail[row] = (
-                "image_quarantined",
-                f"its image {keys[j]!r} was quarantined at read time",
-            )
-        elif c == 3:
-            if cats[j] is not None:
-                reason[row], detail[row] = (
-                    "unknown_category",
-                    f"category {cats[j]!r} is not in the class list",
-                )
-            else:
-                reason[row], detail[row] = (
-                    "unknown_category",
-                    "the object has no category name (empty label)",
-                )
-        elif c == 4:
-            reason[row], detail[row] = ("nan_box", f"box {boxes[j]} is not four finite numbers")
-        elif c == 5:
-            reason[row], detail[row] = (
-                "nan_point",
-                "point has a NaN, infinite or missing coordinate",
-            )
-        else:
-            reason[row], detail[row] = (
-                "degenerate_box",
-                f"box {boxes[j]} has zero or negative width or height",
-            )
+    if len(bad):
+        sub = batch.take(pa.array(bad))
+        keys = sub.column("image_key").to_pylist()
+        cat_keys = sub.column("category_key").to_pylist()
+        raw = pc.take(raw_category, pa.array(bad)).to_pylist()
+        ids = sub.column("object_id").to_pylist()
+        boxes = pc.coalesce(sub.column("bbox_px"), sub.column("bbox_norm")).to_pylist()
+        for j, row in enumerate(bad):
+            code = _OBJECT_RULES[codes[row] - 1]
+            reason[row] = code
+            detail[row] = _object_detail(code, keys[j], cat_keys[j], raw[j], ids[j], boxes[j])
     return pa.array(reason, pa.string()), pa.array(detail, pa.string())

@@ -41,6 +41,9 @@ class SourceIndexSummary:
     # Where ``file_name`` is relative to: ``src.images``, or for the synthetic source the
     # generator's image folder.  Curation joins this with ``file_name``.
     images_root: str = ""
+    # Problems worth a person's attention that reject no single row (e.g. most skeletons of a
+    # keypoint file matching nothing); shown in the source_index asset's metadata and log.
+    warnings: list[str] = field(default_factory=list)
 
 
 def shards_per_file(shard_size: int) -> int:

@@ -17,7 +17,7 @@ from sf_platform.core.quarantine import quarantine_table
 from sf_platform.core.sources.index.buckets import ORPHAN_POS, Buckets
 from sf_platform.core.sources.index.fingerprint import table_digest
 from sf_platform.core.sources.index.inputs import BuildContext, depth_uri
-from sf_platform.core.sources.index.keypoints import join_keypoints
+from sf_platform.core.sources.index.keypoints import join_keypoints, unmatched_warning
 from sf_platform.core.sources.index.summary import (
     TABLES,
     SourceIndexSummary,
@@ -121,7 +121,7 @@ def write_index(
         n_shards = 1  # shard 00000 exists to carry the rejects that belong to no image
     n_files = math.ceil(n_shards / spf)
     shards: dict[str, str] = {}
-    totals = {"images": 0, "objects": 0, "quarantine": 0}
+    totals = {"images": 0, "objects": 0, "quarantine": 0, "unmatched_keypoints": 0}
     kp_pos = (
         keypoints.column("_pos").to_numpy(zero_copy_only=False) if keypoints is not None else None
     )
@@ -136,6 +136,7 @@ def write_index(
                 in_file |= kp_pos < 0
             kp_part = keypoints.filter(pa.array(in_file))
         good, kp_q = join_keypoints(ctx, good, kp_part)
+        totals["unmatched_keypoints"] += len(kp_q)
         q_rows = (
             _image_quarantine(ctx, lo, hi)
             + _object_quarantine(ctx, rows.filter(pc.is_valid(rows.column("_reason"))))
@@ -179,6 +180,17 @@ def write_index(
         shard_size=size,
         shards_per_file=spf,
         images_root=ctx.inputs.images,
+        warnings=[
+            w
+            for w in [
+                unmatched_warning(
+                    0 if keypoints is None else keypoints.num_rows,
+                    totals["unmatched_keypoints"],
+                    ctx.inputs.keypoints or "",
+                )
+            ]
+            if w
+        ],
         previous_fingerprint=previous.fingerprint
         if previous and previous.fingerprint != fingerprint
         else (previous.previous_fingerprint if previous else None),
