@@ -65,7 +65,7 @@ class Warns:
     text: str
 
     def describe(self) -> str:
-        return f"index summary warning: \"{self.text}...\""
+        return f'index summary warning: "{self.text}..."'
 
 
 # --- the source a case mutates --------------------------------------------------------------------
@@ -125,27 +125,49 @@ class Corpus:
             kp = self.root / "keypoints.json"
             kp.write_text(json.dumps(self.keypoints))
         return SourceConfig(
-            name="hostile", format="objects365", images=str(self.images_dir),
-            annotations=str(ann), keypoints=str(kp) if kp else None, shard_size=100,
+            name="hostile",
+            format="objects365",
+            images=str(self.images_dir),
+            annotations=str(ann),
+            keypoints=str(kp) if kp else None,
+            shard_size=100,
         )
 
     def _write_pixmo(self) -> SourceConfig:
         path = self.root / "pixmo.parquet"
         pq.write_table(self.extra["table"], path)
-        return SourceConfig(name="hostile", format="pixmo", images=str(self.images_dir),
-                            annotations=str(path), shard_size=100)
+        return SourceConfig(
+            name="hostile",
+            format="pixmo",
+            images=str(self.images_dir),
+            annotations=str(path),
+            shard_size=100,
+        )
 
     def _write_openimages(self) -> SourceConfig:
         boxes, classes = self.root / "boxes.csv", self.root / "classes.csv"
         boxes.write_bytes(self.extra["boxes"])
         classes.write_bytes(self.extra["classes"])
-        return SourceConfig(name="hostile", format="openimages", images=str(self.images_dir),
-                            annotations=str(boxes), classes=str(classes), shard_size=100)
+        return SourceConfig(
+            name="hostile",
+            format="openimages",
+            images=str(self.images_dir),
+            annotations=str(boxes),
+            classes=str(classes),
+            shard_size=100,
+        )
 
 
 def box(object_id, image_id, category_id, xywh) -> dict:
-    return {"id": object_id, "image_id": image_id, "category_id": category_id, "bbox": xywh,
-            "iscrowd": 0, "isfake": 0, "isreflected": 0}
+    return {
+        "id": object_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "bbox": xywh,
+        "iscrowd": 0,
+        "isfake": 0,
+        "isreflected": 0,
+    }
 
 
 def jpeg(size=(W, H), mode="RGB", exif_orientation: int | None = None, fmt="JPEG") -> bytes:
@@ -180,16 +202,27 @@ def skeleton(object_id, image_id, xywh) -> dict:
     pts: list[float] = []
     for k in range(17):
         pts += [x + w / 2, y + h * (k + 1) / 18, 2]
-    return {"id": object_id, "image_id": image_id, "bbox": xywh, "keypoints": pts,
-            "num_keypoints": 17, "category_id": 1}
+    return {
+        "id": object_id,
+        "image_id": image_id,
+        "bbox": xywh,
+        "keypoints": pts,
+        "num_keypoints": 17,
+        "category_id": 1,
+    }
 
 
 def keypoint_doc(c: Corpus, names: dict[int, str], id_offset: int) -> dict:
     """A COCO keypoints file for every person box of ``c``: image ``i`` is named ``names[i]``
     and has id ``i + id_offset`` there (another export of the same photos)."""
-    anns = [skeleton(a["id"], a["image_id"] + id_offset, a["bbox"]) for a in c.doc["annotations"]
-            if a["category_id"] == 1]
-    images = [{"id": i + id_offset, "file_name": n, "width": W, "height": H} for i, n in names.items()]
+    anns = [
+        skeleton(a["id"], a["image_id"] + id_offset, a["bbox"])
+        for a in c.doc["annotations"]
+        if a["category_id"] == 1
+    ]
+    images = [
+        {"id": i + id_offset, "file_name": n, "width": W, "height": H} for i, n in names.items()
+    ]
     return {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
 
 
@@ -277,12 +310,24 @@ def _top_level_array(c: Corpus) -> None:
     c.raw_annotations = json.dumps(c.doc["annotations"]).encode()
 
 
-def _pixmo(points_type: str) -> Callable[[Corpus], None]:
+def _pixmo(points_type: str, label: str = "cup") -> Callable[[Corpus], None]:
     def mutate(c: Corpus) -> None:
         c.kind = "pixmo"
-        points = [json.dumps([{"x": 10, "y": 10}])] if points_type == "string" else [[{"x": 10.0, "y": 10.0}]]
-        c.extra["table"] = pa.table({"image_url": ["https://x.invalid/a.jpg"], "image_sha256": ["ab" * 32],
-                                     "points": points, "label": ["cup"], "count": [1]})
+        c.photos = {"ab" * 32 + ".jpg": jpeg()}
+        points = (
+            [json.dumps([{"x": 10, "y": 10}])]
+            if points_type == "string"
+            else [[{"x": 10.0, "y": 10.0}]]
+        )
+        c.extra["table"] = pa.table(
+            {
+                "image_url": ["https://x.invalid/a.jpg"],
+                "image_sha256": ["ab" * 32],
+                "points": points,
+                "label": [label],
+                "count": [1],
+            }
+        )
 
     return mutate
 
@@ -290,10 +335,38 @@ def _pixmo(points_type: str) -> Callable[[Corpus], None]:
 def _openimages_bom_crlf(c: Corpus) -> None:
     c.kind = "openimages"
     c.photos = {"00aa00bb00cc00dd.jpg": jpeg()}
-    rows = [["ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax",
-             "IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside"],
-            ["00aa00bb00cc00dd", "xclick", "/m/01", "1", "0.25", "0.75", "0.25", "0.75",
-             "0", "0", "0", "0", "0"]]
+    rows = [
+        [
+            "ImageID",
+            "Source",
+            "LabelName",
+            "Confidence",
+            "XMin",
+            "XMax",
+            "YMin",
+            "YMax",
+            "IsOccluded",
+            "IsTruncated",
+            "IsGroupOf",
+            "IsDepiction",
+            "IsInside",
+        ],
+        [
+            "00aa00bb00cc00dd",
+            "xclick",
+            "/m/01",
+            "1",
+            "0.25",
+            "0.75",
+            "0.25",
+            "0.75",
+            "0",
+            "0",
+            "0",
+            "0",
+            "0",
+        ],
+    ]
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\r\n").writerows(rows)
     c.extra["boxes"] = b"\xef\xbb\xbf" + buf.getvalue().encode()
@@ -315,67 +388,313 @@ def _q(kind, key, reason):
 
 CASES: tuple[Case, ...] = (
     # --- file names and links
-    Case("dotdot_file_name", "`file_name` `../outside.jpg`", _set(lambda c: c.image(1), "file_name", "../outside.jpg"), _q("image", "1", "path_escape")),
-    Case("absolute_file_name", "`file_name` `/etc/passwd`", _set(lambda c: c.image(1), "file_name", "/etc/passwd"), _q("image", "1", "path_escape")),
-    Case("windows_drive_name", "`file_name` `C:\\\\x.jpg`", _set(lambda c: c.image(1), "file_name", "C:\\x.jpg"), _q("image", "1", "path_escape")),
-    Case("url_file_name", "`file_name` `http://evil.invalid/x.jpg`", _set(lambda c: c.image(1), "file_name", "http://evil.invalid/x.jpg"), _q("image", "1", "path_escape")),
-    Case("nul_in_file_name", "NUL byte in `file_name`", _set(lambda c: c.image(1), "file_name", "0\x00.jpg"), _q("image", "1", "path_escape")),
-    Case("symlink_out_of_root", "`000001.jpg` -> `../outside/secret.jpg`", _symlink_outside, _q("image", "1", "path_escape")),
-    Case("symlink_to_passwd", "`000001.jpg` -> a copy of `/etc/passwd` outside the root", _symlink_passwd, _q("image", "1", "path_escape")),
-    Case("symlinked_folder", "image 2 is `mirror/000001.jpg`, `mirror` -> the images folder", _symlinked_folder, _q("image", "2", "duplicate_image")),
-    Case("one_image_missing", "photo 3 deleted after indexing", _one_missing, _q("image", "3", "missing_image")),
-    Case("images_folder_gone", "every photo gone (folder moved)", _all_missing, (Raises("ImagesUnavailable", ("none of the 3 images", "images")),)),
+    Case(
+        "dotdot_file_name",
+        "`file_name` `../outside.jpg`",
+        _set(lambda c: c.image(1), "file_name", "../outside.jpg"),
+        _q("image", "1", "path_escape"),
+    ),
+    Case(
+        "absolute_file_name",
+        "`file_name` `/etc/passwd`",
+        _set(lambda c: c.image(1), "file_name", "/etc/passwd"),
+        _q("image", "1", "path_escape"),
+    ),
+    Case(
+        "windows_drive_name",
+        "`file_name` `C:\\\\x.jpg`",
+        _set(lambda c: c.image(1), "file_name", "C:\\x.jpg"),
+        _q("image", "1", "path_escape"),
+    ),
+    Case(
+        "url_file_name",
+        "`file_name` `http://evil.invalid/x.jpg`",
+        _set(lambda c: c.image(1), "file_name", "http://evil.invalid/x.jpg"),
+        _q("image", "1", "path_escape"),
+    ),
+    Case(
+        "nul_in_file_name",
+        "NUL byte in `file_name`",
+        _set(lambda c: c.image(1), "file_name", "0\x00.jpg"),
+        _q("image", "1", "path_escape"),
+    ),
+    Case(
+        "symlink_out_of_root",
+        "`000001.jpg` -> `../outside/secret.jpg`",
+        _symlink_outside,
+        _q("image", "1", "path_escape"),
+    ),
+    Case(
+        "symlink_to_passwd",
+        "`000001.jpg` -> a copy of `/etc/passwd` outside the root",
+        _symlink_passwd,
+        _q("image", "1", "path_escape"),
+    ),
+    Case(
+        "symlinked_folder",
+        "image 2 is `mirror/000001.jpg`, `mirror` -> the images folder",
+        _symlinked_folder,
+        _q("image", "2", "duplicate_image"),
+    ),
+    Case(
+        "one_image_missing",
+        "photo 3 deleted after indexing",
+        _one_missing,
+        _q("image", "3", "missing_image"),
+    ),
+    Case(
+        "images_folder_gone",
+        "every photo gone (folder moved)",
+        _all_missing,
+        (Raises("ImagesUnavailable", ("none of the 3 images", "images")),),
+    ),
     # --- image files
-    Case("zero_byte_image", "photo of 0 bytes", _photo("000001.jpg", b""), _q("image", "1", "empty_file")),
-    Case("truncated_jpeg", "JPEG missing its last 50 bytes", _photo("000001.jpg", jpeg()[:-50]), _q("image", "1", "truncated_image")),
-    Case("jpeg_header_only", "JPEG cut to its first 300 bytes", _photo("000001.jpg", jpeg()[:300]), _q("image", "1", "corrupt_image")),
-    Case("html_as_jpeg", "an HTML error page saved as `.jpg`", _photo("000001.jpg", b"<html><body>403</body></html>"), _q("image", "1", "not_an_image")),
-    Case("bomb_header", "PNG header declaring 30000x30000", _photo("000001.jpg", bomb_png()), _q("image", "1", "decompression_bomb")),
-    Case("one_pixel_image", "1x1 photo", _photo("000001.jpg", jpeg((1, 1)), width=1, height=1), _q("image", "1", "too_small")),
-    Case("png_16bit_gray", "16-bit grayscale PNG", _photo("000001.jpg", png("I;16")), (Kept("11", image=(("mode", "I;16"),)),)),
-    Case("png_palette", "palette PNG", _photo("000001.jpg", png("P")), (Kept("11", image=(("mode", "P"),)),)),
-    Case("png_rgba", "RGBA PNG, fully transparent", _photo("000001.jpg", png("RGBA")), (Kept("11", image=(("mode", "RGBA"),)),)),
-    Case("png_gray_alpha", "LA PNG", _photo("000001.jpg", png("LA")), (Kept("11", image=(("mode", "LA"),)),)),
-    Case("cmyk_jpeg", "CMYK JPEG", _photo("000001.jpg", jpeg(mode="CMYK")), (Kept("11", image=(("mode", "CMYK"),)),)),
+    Case(
+        "zero_byte_image",
+        "photo of 0 bytes",
+        _photo("000001.jpg", b""),
+        _q("image", "1", "empty_file"),
+    ),
+    Case(
+        "truncated_jpeg",
+        "JPEG missing its last 50 bytes",
+        _photo("000001.jpg", jpeg()[:-50]),
+        _q("image", "1", "truncated_image"),
+    ),
+    Case(
+        "jpeg_header_only",
+        "JPEG cut to its first 300 bytes",
+        _photo("000001.jpg", jpeg()[:300]),
+        _q("image", "1", "corrupt_image"),
+    ),
+    Case(
+        "html_as_jpeg",
+        "an HTML error page saved as `.jpg`",
+        _photo("000001.jpg", b"<html><body>403</body></html>"),
+        _q("image", "1", "not_an_image"),
+    ),
+    Case(
+        "bomb_header",
+        "PNG header declaring 30000x30000",
+        _photo("000001.jpg", bomb_png()),
+        _q("image", "1", "decompression_bomb"),
+    ),
+    Case(
+        "one_pixel_image",
+        "1x1 photo",
+        _photo("000001.jpg", jpeg((1, 1)), width=1, height=1),
+        _q("image", "1", "too_small"),
+    ),
+    Case(
+        "png_16bit_gray",
+        "16-bit grayscale PNG",
+        _photo("000001.jpg", png("I;16")),
+        (Kept("11", image=(("mode", "I;16"),)),),
+    ),
+    Case(
+        "png_palette",
+        "palette PNG",
+        _photo("000001.jpg", png("P")),
+        (Kept("11", image=(("mode", "P"),)),),
+    ),
+    Case(
+        "png_rgba",
+        "RGBA PNG, fully transparent",
+        _photo("000001.jpg", png("RGBA")),
+        (Kept("11", image=(("mode", "RGBA"),)),),
+    ),
+    Case(
+        "png_gray_alpha",
+        "LA PNG",
+        _photo("000001.jpg", png("LA")),
+        (Kept("11", image=(("mode", "LA"),)),),
+    ),
+    Case(
+        "cmyk_jpeg",
+        "CMYK JPEG",
+        _photo("000001.jpg", jpeg(mode="CMYK")),
+        (Kept("11", image=(("mode", "CMYK"),)),),
+    ),
     *(
-        Case(f"exif_orientation_{t}", f"photo stored rotated with EXIF orientation {t}, box in the stored frame", _exif(t),
-             (Kept("11", values=(("bbox_px", _ORIENTED[t]),), image=(("exif_orientation", t),)),))
+        Case(
+            f"exif_orientation_{t}",
+            f"photo stored rotated with EXIF orientation {t}, box in the stored frame",
+            _exif(t),
+            (Kept("11", values=(("bbox_px", _ORIENTED[t]),), image=(("exif_orientation", t),)),),
+        )
         for t in (6, 8, 3)
     ),
     # --- boxes and numbers
-    Case("box_5000px_wide", "box 5000 px wide on a 96 px photo", _set(lambda c: c.ann(12), "bbox", [50.0, 20.0, 5000.0, 30.0]), _q("object", "12", "box_outside_image")),
-    Case("box_width_1e308", "box width 1e308", _set(lambda c: c.ann(12), "bbox", [50.0, 20.0, 1e308, 30.0]), _q("object", "12", "box_outside_image")),
-    Case("box_entirely_outside", "box to the right of the photo", _set(lambda c: c.ann(12), "bbox", [200.0, 20.0, 30.0, 30.0]), _q("object", "12", "box_outside_image")),
-    Case("box_rounding_overshoot", "box 1.5 px past the right edge", _set(lambda c: c.ann(12), "bbox", [50.0, 20.0, 47.5, 30.0]),
-         (Kept("12", values=(("bbox_px", [50.0, 20.0, 96.0, 50.0]), ("is_truncated", True))),)),
-    Case("box_nan", "box with a NaN", _set(lambda c: c.ann(12), "bbox", [float("nan"), 20.0, 30.0, 30.0]), _q("object", "12", "nan_box")),
-    Case("box_three_numbers", "bbox of 3 numbers", _set(lambda c: c.ann(12), "bbox", [50.0, 20.0, 30.0]), _q("object", "12", "nan_box")),
-    Case("box_negative_width", "negative width", _set(lambda c: c.ann(12), "bbox", [50.0, 20.0, -30.0, 30.0]), _q("object", "12", "degenerate_box")),
-    Case("width_1e12", "image `width` 10^12 (int64)", _set(lambda c: c.image(1), "width", 10**12), _q("image", "1", "value_overflow")),
-    Case("annotation_id_1e30", "annotation id 10^30", _set(lambda c: c.ann(12), "id", 10**30), _q("object", str(10**30), "value_overflow")),
-    Case("image_id_1e30", "image id 10^30", lambda c: [c.image(1).__setitem__("id", 10**30)] + [a.__setitem__("image_id", 10**30) for a in c.doc["annotations"] if a["image_id"] == 1],
-         _q("image", str(10**30), "value_overflow")),
-    Case("duplicate_image_id", "two entries with image id 2", lambda c: c.doc["images"].append({"id": 2, "file_name": "000003.jpg", "width": W, "height": H}),
-         (Quarantined("image", "2", "duplicate_image_id", first_entry_kept=True), Kept("22", image=(("file_name", "000002.jpg"),)))),
-    Case("unknown_image_id", "annotation of image 99", _set(lambda c: c.ann(12), "image_id", 99), _q("object", "12", "unknown_image")),
+    Case(
+        "box_5000px_wide",
+        "box 5000 px wide on a 96 px photo",
+        _set(lambda c: c.ann(12), "bbox", [50.0, 20.0, 5000.0, 30.0]),
+        _q("object", "12", "box_outside_image"),
+    ),
+    Case(
+        "box_width_1e308",
+        "box width 1e308",
+        _set(lambda c: c.ann(12), "bbox", [50.0, 20.0, 1e308, 30.0]),
+        _q("object", "12", "box_outside_image"),
+    ),
+    Case(
+        "box_entirely_outside",
+        "box to the right of the photo",
+        _set(lambda c: c.ann(12), "bbox", [200.0, 20.0, 30.0, 30.0]),
+        _q("object", "12", "box_outside_image"),
+    ),
+    Case(
+        "box_rounding_overshoot",
+        "box 1.5 px past the right edge",
+        _set(lambda c: c.ann(12), "bbox", [50.0, 20.0, 47.5, 30.0]),
+        (Kept("12", values=(("bbox_px", [50.0, 20.0, 96.0, 50.0]), ("is_truncated", True))),),
+    ),
+    Case(
+        "box_nan",
+        "box with a NaN",
+        _set(lambda c: c.ann(12), "bbox", [float("nan"), 20.0, 30.0, 30.0]),
+        _q("object", "12", "nan_box"),
+    ),
+    Case(
+        "box_three_numbers",
+        "bbox of 3 numbers",
+        _set(lambda c: c.ann(12), "bbox", [50.0, 20.0, 30.0]),
+        _q("object", "12", "nan_box"),
+    ),
+    Case(
+        "box_negative_width",
+        "negative width",
+        _set(lambda c: c.ann(12), "bbox", [50.0, 20.0, -30.0, 30.0]),
+        _q("object", "12", "degenerate_box"),
+    ),
+    Case(
+        "width_1e12",
+        "image `width` 10^12 (int64)",
+        _set(lambda c: c.image(1), "width", 10**12),
+        _q("image", "1", "value_overflow"),
+    ),
+    Case(
+        "annotation_id_1e30",
+        "annotation id 10^30",
+        _set(lambda c: c.ann(12), "id", 10**30),
+        _q("object", str(10**30), "value_overflow"),
+    ),
+    Case(
+        "image_id_1e30",
+        "image id 10^30",
+        lambda c: (
+            [c.image(1).__setitem__("id", 10**30)]
+            + [
+                a.__setitem__("image_id", 10**30)
+                for a in c.doc["annotations"]
+                if a["image_id"] == 1
+            ]
+        ),
+        _q("image", str(10**30), "value_overflow"),
+    ),
+    Case(
+        "duplicate_image_id",
+        "two entries with image id 2",
+        lambda c: c.doc["images"].append(
+            {"id": 2, "file_name": "000003.jpg", "width": W, "height": H}
+        ),
+        (
+            Quarantined("image", "2", "duplicate_image_id", first_entry_kept=True),
+            Kept("22", image=(("file_name", "000002.jpg"),)),
+        ),
+    ),
+    Case(
+        "unknown_image_id",
+        "annotation of image 99",
+        _set(lambda c: c.ann(12), "image_id", 99),
+        _q("object", "12", "unknown_image"),
+    ),
     # --- category names
-    Case("name_newline_tab", "category `chair\\n\\tleg`", _category("chair\n\tleg"), (Kept("12", values=(("category", "chair leg"),)),)),
-    Case("name_bidi_override", "category `\\u202eriahc`", _category("\u202eriahc"), (Kept("12", values=(("category", "riahc"),)),)),
-    Case("name_markup", "category `<script>x</script>chair`", _category("<script>x</script>chair"), (Kept("12", values=(("category", "x chair"),)),)),
-    Case("name_quotes", "category `\"chair\"`", _category('"chair"'), (Kept("12", values=(("category", "chair"),)),)),
-    Case("name_empty_after_cleaning", "category of zero-width spaces and quotes", _category("\u200b\"\u200b'"), _q("object", "12", "bad_category_name")),
+    Case(
+        "name_newline_tab",
+        "category `chair\\n\\tleg`",
+        _category("chair\n\tleg"),
+        (Kept("12", values=(("category", "chair leg"),)),),
+    ),
+    Case(
+        "name_bidi_override",
+        "category `\\u202eriahc`",
+        _category("\u202eriahc"),
+        (Kept("12", values=(("category", "riahc"),)),),
+    ),
+    Case(
+        "name_markup",
+        "category `<script>x</script>chair`",
+        _category("<script>x</script>chair"),
+        (Kept("12", values=(("category", "x chair"),)),),
+    ),
+    Case(
+        "name_quotes",
+        'category `"chair"`',
+        _category('"chair"'),
+        (Kept("12", values=(("category", "chair"),)),),
+    ),
+    Case(
+        "name_empty_after_cleaning",
+        "category of zero-width spaces and quotes",
+        _category("\u200b\"\u200b'"),
+        _q("object", "12", "bad_category_name"),
+    ),
     # --- keypoints
-    Case("keypoints_by_stem", "keypoint file names images `images/<stem>.jpg`, other ids", _keypoints({1: "images/000001.jpg", 2: "images/000002.jpg", 3: "images/000003.jpg"}, 100),
-         (Kept("11", values=(("has_keypoints", True),)),)),
-    Case("keypoints_match_nothing", "keypoint file of other photos (other names and ids)", _keypoints({1: "x1.jpg", 2: "x2.jpg", 3: "x3.jpg"}, 100),
-         (Warns("3 of 3 skeletons"), Quarantined("keypoints", "11", "unmatched_keypoints"))),
-    Case("keypoint_path_escape", "keypoint image `../outside/000001.jpg`", _escaping_keypoint, _q("keypoints", "11", "path_escape")),
+    Case(
+        "keypoints_by_stem",
+        "keypoint file names images `images/<stem>.jpg`, other ids",
+        _keypoints({1: "images/000001.jpg", 2: "images/000002.jpg", 3: "images/000003.jpg"}, 100),
+        (Kept("11", values=(("has_keypoints", True),)),),
+    ),
+    Case(
+        "keypoints_match_nothing",
+        "keypoint file of other photos (other names and ids)",
+        _keypoints({1: "x1.jpg", 2: "x2.jpg", 3: "x3.jpg"}, 100),
+        (Warns("3 of 3 skeletons"), Quarantined("keypoints", "11", "unmatched_keypoints")),
+    ),
+    Case(
+        "keypoint_path_escape",
+        "keypoint image `../outside/000001.jpg`",
+        _escaping_keypoint,
+        _q("keypoints", "11", "path_escape"),
+    ),
     # --- annotation files
-    Case("truncated_json", "annotation JSON cut 40 bytes short", _truncated_json, (Raises("SourceInputError", ("annotations.json",)),)),
-    Case("json_top_level_array", "annotation JSON is an array, not an object", _top_level_array, (Raises("SourceInputError", ("annotations.json",)),)),
-    Case("pixmo_points_as_string", "PixMo Parquet with `points` as JSON text", _pixmo("string"), (Raises("SourceInputError", ("pixmo.parquet", "'points'")),)),
-    Case("openimages_bom_crlf", "OpenImages CSVs with a UTF-8 BOM and CRLF line ends", _openimages_bom_crlf,
-         (Kept("00aa00bb00cc00dd-0", values=(("category", "Chair"), ("bbox_px", [24.0, 16.0, 72.0, 48.0]))),)),
+    Case(
+        "truncated_json",
+        "annotation JSON cut 40 bytes short",
+        _truncated_json,
+        (Raises("SourceInputError", ("annotations.json",)),),
+    ),
+    Case(
+        "json_top_level_array",
+        "annotation JSON is an array, not an object",
+        _top_level_array,
+        (Raises("SourceInputError", ("annotations.json",)),),
+    ),
+    Case(
+        "pixmo_points_as_string",
+        "PixMo Parquet with `points` as JSON text",
+        _pixmo("string"),
+        (Raises("SourceInputError", ("pixmo.parquet", "'points'")),),
+    ),
+    Case(
+        "pixmo_label_markup",
+        "PixMo label `<b>cup</b>\\n` (also the image's count label)",
+        _pixmo("list", "<b>cup</b>\n"),
+        (Kept("ab" * 32 + "-0", values=(("category", "cup"),), image=(("count_label", "cup"),)),),
+    ),
+    Case(
+        "openimages_bom_crlf",
+        "OpenImages CSVs with a UTF-8 BOM and CRLF line ends",
+        _openimages_bom_crlf,
+        (
+            Kept(
+                "00aa00bb00cc00dd-0",
+                values=(("category", "Chair"), ("bbox_px", [24.0, 16.0, 72.0, 48.0])),
+            ),
+        ),
+    ),
 )
 
 

@@ -99,4 +99,6 @@ def test_hostile_input(case, tmp_path, file_store):
 def test_cases_md_is_generated_from_the_case_list():
     assert len(CASES) >= 30
     assert len({c.id for c in CASES}) == len(CASES)
-    assert CASES_MD.read_text() == cases_markdown(), "run: python -m sf_platform_tests.hostile.corpus"
+    assert CASES_MD.read_text() == cases_markdown(), (
+        "run: python -m sf_platform_tests.hostile.corpus"
+    )
