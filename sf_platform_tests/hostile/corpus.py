@@ -9,7 +9,6 @@ rewrites ``CASES.md`` (case -> outcome) from the same list the tests run.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -332,45 +331,21 @@ def _pixmo(points_type: str, label: str = "cup") -> Callable[[Corpus], None]:
     return mutate
 
 
-def _openimages_bom_crlf(c: Corpus) -> None:
-    c.kind = "openimages"
-    c.photos = {"00aa00bb00cc00dd.jpg": jpeg()}
-    rows = [
-        [
-            "ImageID",
-            "Source",
-            "LabelName",
-            "Confidence",
-            "XMin",
-            "XMax",
-            "YMin",
-            "YMax",
-            "IsOccluded",
-            "IsTruncated",
-            "IsGroupOf",
-            "IsDepiction",
-            "IsInside",
-        ],
-        [
-            "00aa00bb00cc00dd",
-            "xclick",
-            "/m/01",
-            "1",
-            "0.25",
-            "0.75",
-            "0.25",
-            "0.75",
-            "0",
-            "0",
-            "0",
-            "0",
-            "0",
-        ],
-    ]
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerows(rows)
-    c.extra["boxes"] = b"\xef\xbb\xbf" + buf.getvalue().encode()
-    c.extra["classes"] = b"\xef\xbb\xbf/m/01,Chair\r\n"
+_OI_HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside"
+_OI_ROW = "00aa00bb00cc00dd,xclick,/m/01,1,0.25,0.75,0.25,0.75,0,0,0,0,0"
+
+
+def _openimages(lines: list[str], bom: bool = False, eol: str = "\n") -> Callable[[Corpus], None]:
+    """An OpenImages source of one photo whose box CSV is ``lines``."""
+
+    def mutate(c: Corpus) -> None:
+        c.kind = "openimages"
+        c.photos = {"00aa00bb00cc00dd.jpg": jpeg()}
+        prefix = b"\xef\xbb\xbf" if bom else b""
+        c.extra["boxes"] = prefix + (eol.join(lines) + eol).encode()
+        c.extra["classes"] = prefix + f"/m/01,Chair{eol}".encode()
+
+    return mutate
 
 
 def _keypoints(names: dict[int, str], id_offset: int) -> Callable[[Corpus], None]:
@@ -685,9 +660,21 @@ CASES: tuple[Case, ...] = (
         (Kept("ab" * 32 + "-0", values=(("category", "cup"),), image=(("count_label", "cup"),)),),
     ),
     Case(
+        "openimages_missing_column",
+        "OpenImages box CSV without `LabelName`",
+        _openimages([_OI_HEADER.replace("LabelName,", ""), _OI_ROW.replace("/m/01,", "")]),
+        (Raises("SourceInputError", ("boxes.csv", "LabelName")),),
+    ),
+    Case(
+        "openimages_short_row",
+        "OpenImages box CSV whose third line has 6 fields",
+        _openimages([_OI_HEADER, _OI_ROW, "00aa00bb00cc00de,xclick,/m/01,1,0.1,0.2"]),
+        (Raises("SourceInputError", ("boxes.csv", "Row #3")),),
+    ),
+    Case(
         "openimages_bom_crlf",
         "OpenImages CSVs with a UTF-8 BOM and CRLF line ends",
-        _openimages_bom_crlf,
+        _openimages([_OI_HEADER, _OI_ROW], bom=True, eol="\r\n"),
         (
             Kept(
                 "00aa00bb00cc00dd-0",
