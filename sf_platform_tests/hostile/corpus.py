@@ -377,7 +377,7 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "windows_drive_name",
-        "`file_name` `C:\\\\x.jpg`",
+        "`file_name` `C:\\x.jpg`",
         _set(lambda c: c.image(1), "file_name", "C:\\x.jpg"),
         _q("image", "1", "path_escape"),
     ),
