@@ -15,18 +15,14 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from machine import describe
+from PIL import Image
 
 from sf_platform.core import schemas
 from sf_platform.core.curation import curate_shard
@@ -69,7 +65,7 @@ def real_photos(n: int, seed: int = 0, noise: float = 0.0) -> list[bytes]:
 
 
 def synthetic_photos(n: int) -> list[bytes]:
-    from sf_platform.core.sources.synthetic import generate
+    from sf_platform.synthetic import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = generate(tmp, n, seed=0)
@@ -161,7 +157,7 @@ def annotated_run(n: int, workers: int) -> None:
     import json
 
     from sf_platform.core.boxes import xywh_to_xyxy
-    from sf_platform.core.sources.synthetic import generate
+    from sf_platform.synthetic import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = generate(tmp, n, seed=0, rotated_every=4)

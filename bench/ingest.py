@@ -164,7 +164,6 @@ def main() -> None:
     ap.add_argument("--path", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         print(json.dumps(child(args.child, args.path)))
         return
     print(f"machine: {machine()}")

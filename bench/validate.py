@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 from machine import describe
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 
 
@@ -38,7 +35,7 @@ def main() -> None:
     from sf_platform.core.schemas import TASKS
     from sf_platform.quality import suites
     from sf_platform.quality.derived import derive
-    from sf_platform_tests.quality.factory import allowed_answers, good_tables
+    from sf_platform.testing.qa_tables import allowed_answers, good_tables
 
     n_images = max(1, args.rows // (len(TASKS) * args.per_image))
     t = time.perf_counter()

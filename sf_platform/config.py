@@ -54,6 +54,8 @@ class SourceConfig(_Strict):
     # synthetic only: how many scenes the generator renders.
     num_images: int | None = Field(default=None, ge=1)
     seed: int = 0
+    # synthetic only: every k-th photo is stored rotated with an EXIF orientation tag (0: none).
+    rotated_every: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _required_per_format(self) -> SourceConfig:
@@ -66,6 +68,8 @@ class SourceConfig(_Strict):
             raise ValueError("'classes' is only used by format openimages")
         if fmt != "openimages" and self.hierarchy:
             raise ValueError("'hierarchy' is only used by format openimages")
+        if fmt != "synthetic" and self.rotated_every:
+            raise ValueError("'rotated_every' is only used by format synthetic")
         return self
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from sf_platform.core.sources.synthetic import generate
+from sf_platform.synthetic import generate
 
 
 def make_openimages_source(root: Path, num_images: int = 5, seed: int = 11, shard_size: int = 4) -> dict:

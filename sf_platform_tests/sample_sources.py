@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sf_platform.core.sources.synthetic import generate
 from sf_platform.demo import make_openimages_source  # noqa: F401  (re-exported for tests)
+from sf_platform.synthetic import generate
 
 
 def make_objects365_source(root: Path, num_images: int = 6, seed: int = 3) -> dict:

@@ -13,6 +13,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from sf_platform import synthetic
 from sf_platform.config import parse_config
 from sf_platform.core.curation import curate_shard
 from sf_platform.core.depth_io import read_depth_map
@@ -20,7 +21,6 @@ from sf_platform.core.imaging import load_oriented_rgb
 from sf_platform.core.qa.generate import generate_tasks
 from sf_platform.core.qa.settings import QASettings
 from sf_platform.core.scene import build_scene
-from sf_platform.core.sources import synthetic
 from sf_platform.core.sources.index import build_index, read_shard
 from sf_platform.models.depth import run_depth
 from sf_platform.models.detection import run_detections

@@ -29,21 +29,12 @@ and other categories' counts stay right.  (An unknown OpenImages MID could in pr
 subclass of a known class; the class list is the source's own and covers its box labels, so
 we accept that.)
 
-Which frame the annotations are in (EXIF-rotated photos).  The measured dims decide when they
-can: annotated width/height equal to the stored (raw) dims -> the coordinates are in the raw
-frame and are mapped through the EXIF orientation; equal to the oriented dims -> already
-oriented, kept as is; equal to neither -> ``annotation_size_mismatch`` (pixel coordinates for
-another copy of the photo would land in the wrong place).  When they cannot (no annotated
-dims, a 180-degree flip or a square photo where both frames have the same dims) the source's
-declared ``annotation_frame`` decides.  Normalised boxes (``bbox_norm``, OpenImages) are
-always relative to the displayed image: OpenImages boxes were drawn on rotated-for-display
-images, so they are scaled by the oriented size and never re-oriented.
+How each object is put in the oriented frame: :mod:`sf_platform.core.object_geometry`.
+Reason codes: :mod:`sf_platform.core.quarantine`.
 """
 
 from __future__ import annotations
 
-import posixpath
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -52,15 +43,13 @@ import numpy as np
 import pyarrow as pa
 
 from sf_platform.core import schemas
-from sf_platform.core.boxes import SWAPS_AXES, orient_boxes, orient_points, px_to_1000
+from sf_platform.core.boxes import px_to_1000
 from sf_platform.core.depth_io import DepthRejected, check_depth_map, read_depth_map
 from sf_platform.core.imaging import DecodedImage, ImageRejected, decode_image
+from sf_platform.core.object_geometry import place_object
+from sf_platform.core.paths import resolve_inside, root_uri, safe_relative_path
+from sf_platform.core.quarantine import Rejected, quarantine_row, quarantine_table
 from sf_platform.storage.object_store import join_uri, read_uri
-
-# A box narrower or shorter than one pixel after clipping outlines no visible object.
-MIN_BOX_SIDE_PX = 1.0
-# Points (PixMo) within this many pixels outside the border are rounding at the edge: clamped.
-POINT_TOLERANCE_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -68,11 +57,13 @@ class CuratedShard:
     images: pa.Table  # schemas.IMAGES
     objects: pa.Table  # schemas.OBJECTS, bbox_px in the oriented frame, bbox_1000 filled
     quarantine: pa.Table  # schemas.QUARANTINE: the reader's rows, then curation's
+    missing_images: int = 0  # image rows whose file was not found (quarantined missing_image)
 
 
-class _Rejected(Exception):
-    def __init__(self, reason: str, detail: str):
-        self.reason, self.detail = reason, detail
+class ImagesUnavailable(RuntimeError):
+    """Every image of a shard is missing: the images root moved or is unmounted, not a few bad
+    rows.  Curating would quarantine the whole shard and publish nothing, silently; failing
+    leaves the shard not done, so the next run retries it."""
 
 
 @dataclass(frozen=True)
@@ -86,40 +77,6 @@ class _Vetted:
     depth_detail: str | None = None
 
 
-# --- paths -------------------------------------------------------------------------------
-_DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-def safe_relative_path(file_name: str | None) -> str:
-    """``file_name`` normalised, or :class:`_Rejected` ``path_escape`` if it leaves its root.
-
-    Absolute paths, URLs, drive letters, NUL bytes and any ``..`` that climbs above the root
-    are refused (backslashes count as separators); ``a/../b`` is fine and becomes ``b``.
-    This repeats the readers' check on purpose: curation is where bytes are actually fetched.
-    """
-    if not file_name:
-        raise _Rejected("missing_image", "the row has no file name")
-    p = file_name.replace("\\", "/")
-    if "\x00" in p or p.startswith("/") or "://" in p or _DRIVE.match(p):
-        raise _Rejected(
-            "path_escape", f"file name {file_name!r} is not a relative path inside the images root"
-        )
-    norm = posixpath.normpath(p)
-    if norm in (".", "..") or norm.startswith("../"):
-        raise _Rejected("path_escape", f"file name {file_name!r} leaves the images root")
-    return norm
-
-
-def root_uri(images_root: str) -> str:
-    """``s3://`` and ``file://`` roots stay; a local folder becomes ``file:///abs/folder``."""
-    if images_root.startswith(("s3://", "file://")):
-        return images_root.rstrip("/")
-    import os
-
-    return "file://" + os.path.abspath(images_root)
-
-
-# --- images ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _S3:
     endpoint_url: str | None
@@ -148,20 +105,26 @@ def _vet_image(row: dict, uri: str, endpoint: str | None, region: str | None) ->
     return _Vetted(row, uri, decoded)
 
 
-def _quarantine_row(
-    row: dict, kind: str, reason: str, detail: str, uri: str | None = None, object_id=None
-) -> dict:
-    return {
-        "source": row.get("source"),
-        "shard": row.get("shard"),
-        "kind": kind,
-        "image_id": row.get("image_id"),
-        "image_uri": uri,
-        "object_id": object_id,
-        "reason": reason,
-        "detail": detail,
-        "category": row.get("category") if kind == "object" else None,
-    }
+def _reject(row: dict, kind: str, exc: Rejected, uri: str | None = None, object_id=None) -> dict:
+    """The quarantine row of an image/object/depth row of this shard refused with ``exc``."""
+    return quarantine_row(
+        source=row.get("source"),
+        shard=row.get("shard"),
+        kind=kind,
+        image_id=row.get("image_id"),
+        image_uri=uri,
+        object_id=object_id,
+        reason=exc.reason,
+        detail=exc.detail,
+        category=row.get("category") if kind == "object" else None,
+    )
+
+
+def _image_uri(root: str, file_name: str | None) -> str:
+    """Full URI of an image row's file; :class:`Rejected` when it names none inside ``root``."""
+    if not file_name:
+        raise Rejected("missing_image", "the row has no file name")
+    return join_uri(root, safe_relative_path(file_name))
 
 
 def _vet_images(rows: list[dict], root: str, s3, workers: int) -> tuple[list[_Vetted], list[dict]]:
@@ -169,19 +132,28 @@ def _vet_images(rows: list[dict], root: str, s3, workers: int) -> tuple[list[_Ve
     endpoint = getattr(s3, "endpoint_url", None) if s3 is not None else None
     region = getattr(s3, "region", None) if s3 is not None else None
     seen: set[str] = set()
+    files: dict[str, str] = {}  # real path -> image id (local roots)
     early: list[dict] = []
     todo: list[tuple[dict, str]] = []
     for row in rows:
         try:
             if row["image_id"] in seen:
-                raise _Rejected(
+                raise Rejected(
                     "duplicate_image",
                     f"image id {row['image_id']!r} appears more than once in the shard",
                 )
             seen.add(row["image_id"])
-            todo.append((row, join_uri(root, safe_relative_path(row.get("file_name")))))
-        except _Rejected as exc:
-            early.append(_quarantine_row(row, "image", exc.reason, exc.detail))
+            uri = _image_uri(root, row.get("file_name"))
+            real = resolve_inside(root, safe_relative_path(row["file_name"]))
+            if real is not None and files.setdefault(real, row["image_id"]) != row["image_id"]:
+                raise Rejected(
+                    "duplicate_image",
+                    f"file name {row['file_name']!r} is the same file as image "
+                    f"{files[real]!r} (a symbolic link): one photo cannot carry two annotations",
+                )
+            todo.append((row, uri))
+        except Rejected as exc:
+            early.append(_reject(row, "image", exc))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         vetted = list(pool.map(lambda t: _vet_image(t[0], t[1], endpoint, region), todo))
     return vetted, early
@@ -242,128 +214,6 @@ def _images_table(
     return pa.Table.from_pylist(rows, schema=schemas.IMAGES)
 
 
-# --- objects -----------------------------------------------------------------------------
-def annotation_orientation(
-    orientation: int,
-    raw_w: int,
-    raw_h: int,
-    ann_w: int | None,
-    ann_h: int | None,
-    annotation_frame: str,
-) -> int | None:
-    """EXIF tag to apply to an image's pixel annotations (1 = already oriented; None = the
-    annotated dims fit neither frame).  See the module docstring for the rule."""
-    declared = orientation if annotation_frame == "raw" else 1
-    if not ann_w or not ann_h:
-        return declared
-    oriented = (raw_h, raw_w) if orientation in SWAPS_AXES else (raw_w, raw_h)
-    fits_raw = (ann_w, ann_h) == (raw_w, raw_h)
-    fits_oriented = (ann_w, ann_h) == oriented
-    if fits_raw and fits_oriented:
-        return declared
-    if fits_raw:
-        return orientation
-    if fits_oriented:
-        return 1
-    return None
-
-
-def _clip_box(box: np.ndarray, w: int, h: int) -> tuple[np.ndarray, bool]:
-    """Validate one oriented xyxy box; returns (clipped box, was clipped) or raises _Rejected."""
-    if not np.all(np.isfinite(box)):
-        raise _Rejected("nan_box", f"box {box.tolist()} has NaN/inf coordinates")
-    x1, y1, x2, y2 = box
-    if x2 - x1 <= 0 or y2 - y1 <= 0:
-        raise _Rejected("degenerate_box", f"box {box.tolist()} has zero or negative size")
-    if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
-        raise _Rejected(
-            "box_outside_image", f"box {box.tolist()} lies entirely outside the {w}x{h} image"
-        )
-    clipped = np.clip(box, 0, [w, h, w, h])
-    if clipped[2] - clipped[0] < MIN_BOX_SIDE_PX or clipped[3] - clipped[1] < MIN_BOX_SIDE_PX:
-        raise _Rejected(
-            "degenerate_box",
-            f"box {box.tolist()} is under {MIN_BOX_SIDE_PX} px on a side inside the image",
-        )
-    return clipped, bool(np.any(clipped != box))
-
-
-def _clip_points(pts: np.ndarray, w: int, h: int) -> np.ndarray:
-    if not np.all(np.isfinite(pts)):
-        raise _Rejected("nan_box", "a point has NaN/inf coordinates")
-    t = POINT_TOLERANCE_PX
-    outside = (pts[:, 0] < -t) | (pts[:, 0] > w + t) | (pts[:, 1] < -t) | (pts[:, 1] > h + t)
-    if outside.any():
-        raise _Rejected(
-            "point_outside_image",
-            f"{int(outside.sum())} of {len(pts)} points lie outside the {w}x{h} image",
-        )
-    return np.clip(pts, 0, [w, h])
-
-
-def _orient_keypoints(kp: list[float], tag: int, raw_w: int, raw_h: int) -> list[float]:
-    """Map labelled keypoints (v > 0) into the oriented frame; unlabelled stay (0, 0, 0)."""
-    a = np.asarray(kp, np.float64).reshape(17, 3)
-    labelled = a[:, 2] > 0
-    if tag != 1 and labelled.any():
-        a[labelled, :2] = orient_points(a[labelled, :2], tag, raw_w, raw_h)
-    return a.ravel().tolist()
-
-
-def _curate_object(obj: dict, img: _Vetted, annotation_frame: str) -> dict:
-    """One object into the oriented frame with its box checked; raises _Rejected."""
-    d = img.image
-    W, H = d.width, d.height
-    out = dict(obj)
-    px, norm, points = obj.get("bbox_px"), obj.get("bbox_norm"), obj.get("points")
-    needs_tag = px is not None or points or obj.get("keypoints") is not None
-    tag = 1
-    if needs_tag:
-        tag = annotation_orientation(
-            d.orientation,
-            d.raw_width,
-            d.raw_height,
-            img.row.get("width"),
-            img.row.get("height"),
-            annotation_frame,
-        )
-        if tag is None:
-            raise _Rejected(
-                "annotation_size_mismatch",
-                f"annotated size {img.row.get('width')}x{img.row.get('height')} fits neither the stored "
-                f"{d.raw_width}x{d.raw_height} nor the displayed {W}x{H} image",
-            )
-    if px is not None:
-        box = np.asarray([np.nan if v is None else v for v in px], np.float64)
-        if np.all(np.isfinite(box)):
-            box = orient_boxes(box, tag, d.raw_width, d.raw_height)[0]
-    elif norm is not None:
-        box = np.asarray([np.nan if v is None else v for v in norm], np.float64) * [W, H, W, H]
-    else:
-        box = None
-    if points:
-        pts = np.asarray(
-            [
-                [np.nan if p.get("x") is None else p["x"], np.nan if p.get("y") is None else p["y"]]
-                for p in points
-            ],
-            np.float64,
-        )
-        if np.all(np.isfinite(pts)):
-            pts = orient_points(pts, tag, d.raw_width, d.raw_height)
-        pts = _clip_points(pts, W, H)
-        out["points"] = [{"x": float(x), "y": float(y)} for x, y in pts]
-    elif box is None:
-        raise _Rejected("no_geometry", "the object has neither a box nor points")
-    if box is not None:
-        clipped, was_clipped = _clip_box(box, W, H)
-        out["bbox_px"] = clipped.tolist()
-        out["is_truncated"] = bool(obj.get("is_truncated")) or was_clipped
-    if obj.get("keypoints") is not None:
-        out["keypoints"] = _orient_keypoints(obj["keypoints"], tag, d.raw_width, d.raw_height)
-    return out
-
-
 def _curate_objects(
     objects: list[dict],
     kept: dict[str, _Vetted],
@@ -377,7 +227,7 @@ def _curate_objects(
         img = kept.get(image_id)
         try:
             if object_id in seen:
-                raise _Rejected(
+                raise Rejected(
                     "duplicate_object",
                     f"object id {object_id!r} appears more than once in the shard",
                 )
@@ -385,14 +235,15 @@ def _curate_objects(
             if img is None:
                 if image_id in rejected:
                     reason = rejected[image_id][0]
-                    raise _Rejected("image_rejected", f"its image was quarantined ({reason})")
-                raise _Rejected(
+                    raise Rejected("image_rejected", f"its image was quarantined ({reason})")
+                raise Rejected(
                     "unknown_image", f"image id {image_id!r} is not in this shard's image list"
                 )
-            good.append(_curate_object(obj, img, annotation_frame))
-        except _Rejected as exc:
+            ann_w, ann_h = img.row.get("width"), img.row.get("height")
+            good.append(place_object(obj, img.image, ann_w, ann_h, annotation_frame))
+        except Rejected as exc:
             uri = img.uri if img is not None else rejected.get(image_id, (None, None))[1]
-            bad.append(_quarantine_row(obj, "object", exc.reason, exc.detail, uri, object_id))
+            bad.append(_reject(obj, "object", exc, uri, object_id))
     return good, bad
 
 
@@ -415,7 +266,6 @@ def _objects_table(rows: list[dict], kept: dict[str, _Vetted]) -> pa.Table:
     return table.set_column(table.schema.get_field_index("bbox_1000"), "bbox_1000", bbox_1000)
 
 
-# --- the shard ---------------------------------------------------------------------------
 def curate_shard(
     raw_images: pa.Table,
     raw_objects: pa.Table,
@@ -431,7 +281,8 @@ def curate_shard(
     :class:`sf_platform.config.S3Config` (endpoint/region) or None.  Images are fetched and
     decoded by ``workers`` threads (the fetch is I/O and Pillow's decoder releases the GIL).
     Storage errors other than "not found" propagate: a flaky bucket must fail the run (and be
-    retried), not quarantine good photos.
+    retried), not quarantine good photos; so does a shard whose every image is missing
+    (:class:`ImagesUnavailable`).
     """
     if annotation_frame not in ("raw", "oriented"):
         raise ValueError(f"annotation_frame must be 'raw' or 'oriented', got {annotation_frame!r}")
@@ -444,11 +295,18 @@ def curate_shard(
         rejected.setdefault(q["image_id"], (q["reason"], None))
     for v in vetted:
         if v.reason is not None:
-            quarantined.append(_quarantine_row(v.row, "image", v.reason, v.detail, v.uri))
+            quarantined.append(_reject(v.row, "image", Rejected(v.reason, v.detail), v.uri))
             rejected[v.row["image_id"]] = (v.reason, v.uri)
         elif v.depth_reason is not None:
             detail = f"{v.depth_detail} (depth map {v.row.get('depth_uri')}; image kept without it)"
-            quarantined.append(_quarantine_row(v.row, "depth", v.depth_reason, detail, v.uri))
+            quarantined.append(_reject(v.row, "depth", Rejected(v.depth_reason, detail), v.uri))
+    missing = sum(v.reason == "missing_image" for v in vetted)
+    if vetted and missing == len(vetted):
+        raise ImagesUnavailable(
+            f"none of the {missing} images of shard {image_rows[0].get('source')}/"
+            f"{image_rows[0].get('shard')} exists under {root} (first: {vetted[0].uri}): is the "
+            "images folder moved or unmounted?"
+        )
     # A duplicated image id whose first row was kept is not "rejected" for its objects.
     for image_id in kept:
         rejected.pop(image_id, None)
@@ -457,7 +315,7 @@ def curate_shard(
     quarantine = pa.concat_tables(
         [
             schemas.conform(raw_quarantine, schemas.QUARANTINE),
-            pa.Table.from_pylist(quarantined + bad, schema=schemas.QUARANTINE),
+            quarantine_table(quarantined + bad),
         ]
     )
     persons: dict[str, set[str]] = {}
@@ -469,4 +327,5 @@ def curate_shard(
         images=_images_table([v for v in vetted if v.reason is None], incomplete, unattributed),
         objects=_objects_table(good, kept),
         quarantine=quarantine,
+        missing_images=missing,
     )

@@ -156,7 +156,7 @@ def _open_vetted(data: bytes, max_pixels: int, min_side: int) -> Image.Image:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageRejected(
-            "not_an_image", f"no image format recognises the first bytes {data[:8]!r}"
+            "not_an_image", f"no image format recognises the file's header ({len(data):,} bytes)"
         ) from None
     except Image.DecompressionBombError as exc:
         raise ImageRejected("decompression_bomb", str(exc)) from None

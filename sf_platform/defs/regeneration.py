@@ -6,7 +6,9 @@ new data version (a shard's content hash, observed by ``source_index``), or it w
 materialized. The UI shows exactly that as *stale* and *missing*. This module asks the same
 resolver, adds what lies downstream of each out-of-date asset in the shard job (it will change
 once its input does), and turns the result into run requests of up to
-``MAX_SHARDS_PER_RUN`` contiguous shards that share a selection.
+``MAX_SHARDS_PER_RUN`` contiguous shards that share a selection.  One addition to Dagster's
+view: a shard curated while some of its images were missing is re-curated (see
+:func:`incomplete_shards`).
 
 The regeneration sensor and ``sf-platform run`` both call :func:`plan` and
 :func:`run_requests`; nothing else decides what runs.
@@ -27,6 +29,7 @@ from sf_platform.defs.shard_runs import MAX_SHARDS_PER_RUN
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 OUT_OF_DATE = (StaleStatus.MISSING, StaleStatus.STALE)
+CURATED_IMAGES = dg.AssetKey("images")
 
 
 def _resolver(instance: dg.DagsterInstance, asset_graph) -> CachingStaleStatusResolver:
@@ -53,14 +56,43 @@ def _closure(asset_graph, start: set[dg.AssetKey], within: set[dg.AssetKey]) -> 
     return out
 
 
+def incomplete_shards(instance: dg.DagsterInstance, partition_keys: list[str]) -> set[str]:
+    """Shards whose latest curation found images missing (``curated`` lists them).
+
+    Their content hash covers the annotations, not the files: an image folder that comes
+    back (a remount, a late copy) changes nothing Dagster can see, so these shards are
+    re-curated on every plan until they are complete.
+    """
+    seen, out, cursor = set(), set(), None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=CURATED_IMAGES, asset_partitions=partition_keys),
+            limit=1000, cursor=cursor)
+        for rec in page.records:  # newest first: the first record of a partition is its latest
+            mat = rec.asset_materialization
+            if mat is None or mat.partition in seen:
+                continue
+            seen.add(mat.partition)
+            listed = mat.metadata.get("incomplete_shards")
+            if mat.partition in (getattr(listed, "value", None) or []):
+                out.add(mat.partition)
+        if not page.has_more:
+            return out
+        cursor = page.cursor
+
+
 def plan(instance: dg.DagsterInstance, asset_graph, partition_keys: Iterable[str],
          assets: Iterable[dg.AssetKey]) -> dict[str, frozenset[str]]:
     """partition -> names of ``assets`` to materialize for it (empty: up to date)."""
     within = set(assets)
+    keys = list(partition_keys)
     resolver = _resolver(instance, asset_graph)
+    retry = incomplete_shards(instance, keys) if CURATED_IMAGES in within else set()
     out = {}
-    for pk in partition_keys:
+    for pk in keys:
         todo = {a for a in within if resolver.get_status(a, pk) in OUT_OF_DATE}
+        if pk in retry:
+            todo.add(CURATED_IMAGES)
         out[pk] = frozenset(k.to_user_string() for k in _closure(asset_graph, todo, within))
     return out
 

@@ -111,6 +111,23 @@ def index_prefix(source: str) -> str:
     return f"{SOURCES}/{source}/index"
 
 
+def index_version_prefix(source: str, fingerprint: str) -> str:
+    """One build of a source's index: ``sources/<source>/index/<fingerprint>``."""
+    if not NAME.match(fingerprint or ""):
+        raise LayoutError(f"index fingerprints use [A-Za-z0-9_-], got {fingerprint!r}")
+    return f"{index_prefix(source)}/{fingerprint}"
+
+
+def index_file_key(source: str, fingerprint: str, table: str, file_index: int) -> str:
+    """``sources/<source>/index/<fingerprint>/<table>/<file>.parquet`` (``<file>``: 00000, ...)."""
+    return f"{index_version_prefix(source, fingerprint)}/{table}/{shard_name(file_index)}.parquet"
+
+
+def index_summary_key(source: str) -> str:
+    """The summary naming a source's current index build (written last)."""
+    return f"{index_prefix(source)}/summary.json"
+
+
 def report_prefix(partition_key: str) -> str:
     split_shard_key(partition_key)
     return f"{REPORTS}/{partition_key}"

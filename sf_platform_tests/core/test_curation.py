@@ -17,8 +17,10 @@ from PIL import Image
 from sf_platform.config import S3Config
 from sf_platform.core import schemas
 from sf_platform.core.boxes import px_to_1000, xywh_to_xyxy
-from sf_platform.core.curation import annotation_orientation, curate_shard, safe_relative_path
-from sf_platform.core.sources.synthetic import generate, to_raw_points
+from sf_platform.core.curation import curate_shard
+from sf_platform.core.object_geometry import annotation_orientation
+from sf_platform.core.paths import safe_relative_path
+from sf_platform.synthetic import generate, to_raw_points
 
 SOURCE, SHARD = "syn", "00000"
 
@@ -344,12 +346,13 @@ def messy(tmp_path):
     nan = float("nan")
     objects = [
         obj("ok", "good", [10, 10, 50, 40]),
-        obj("partly_out", "good", [100, 60, 150, 100]),
+        obj("partly_out", "good", [100, 60, 121.5, 81.5]),  # rounding overshoot: clipped
+        obj("far_out", "good", [100, 60, 150, 100]),  # 30 px beyond a 120 px side: not clipped
         obj("outside", "good", [130, 10, 160, 40]),
         obj("outside_neg", "good", [-50, -40, -10, -5]),
         obj("zero", "good", [10, 10, 10, 40]),
         obj("negative", "good", [50, 10, 20, 40]),
-        obj("sliver", "good", [119.5, 10, 125, 40]),  # 0.5 px wide once clipped
+        obj("sliver", "good", [119.5, 10, 121, 40]),  # 0.5 px wide once clipped
         obj("nan", "good", [nan, 10, 50, 40]),
         obj("norm", "good", None, bbox_norm=[0.25, 0.5, 0.75, 1.0]),
         obj("norm_nan", "good", None, bbox_norm=[nan, 0.5, 0.75, 1.0]),
@@ -436,6 +439,7 @@ def test_bad_boxes(messy):
         "r1": "unknown_category",  # the reader's row, carried through
         "outside": "box_outside_image",
         "outside_neg": "box_outside_image",
+        "far_out": "box_outside_image",
         "zero": "degenerate_box",
         "negative": "degenerate_box",
         "sliver": "degenerate_box",
@@ -592,3 +596,14 @@ def test_unmatched_keypoints_make_the_person_category_incomplete():
     )
     per, whole = incomplete_categories(q, {"7": {"Person"}})
     assert per == {"7": {"Person"}, "8": set()} and whole == set()
+
+
+def test_a_missing_image_is_counted(tmp_path):
+    """One missing photo: the shard is curated without it and says so (``missing_images``),
+    which is what makes the planner re-curate it later (defs/test_regeneration.py)."""
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(tmp_path / "a.jpg")
+    images = pa.Table.from_pylist(
+        [img("a", "a.jpg"), img("b", "b.jpg")], schema=schemas.RAW_IMAGES
+    )
+    out = curate_shard(images, schemas.empty(schemas.OBJECTS), schemas.empty(schemas.QUARANTINE), str(tmp_path))
+    assert out.missing_images == 1 and out.images.column("image_id").to_pylist() == ["a"]

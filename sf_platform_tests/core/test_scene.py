@@ -198,7 +198,7 @@ FILLS_BOX_CENTRE = {"person", "car", "cup", "bottle", "dog", "potted plant", "bo
 
 
 def test_synthetic_scenes_depth_and_facing_match_ground_truth(tmp_path):
-    from sf_platform.core.sources.synthetic import generate
+    from sf_platform.synthetic import generate
 
     paths = generate(tmp_path, 16, seed=5)
     gt = pq.read_table(paths.ground_truth).to_pylist()

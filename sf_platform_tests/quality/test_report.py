@@ -19,8 +19,8 @@ from sf_platform.core.qa.settings import QASettings
 from sf_platform.quality.report import build_report, counts_by_task_source, report_summary_markdown
 from sf_platform.quality.suites import validate_qa
 from sf_platform.storage.object_store import read_uri
+from sf_platform.testing.qa_tables import H, W, allowed_answers, good_tables
 from sf_platform_tests.quality import browser
-from sf_platform_tests.quality.factory import H, W, allowed_answers, good_tables
 
 N_IMAGES = 12
 SETTINGS = QASettings(balance_tolerance=0.2)

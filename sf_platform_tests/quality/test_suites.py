@@ -13,7 +13,7 @@ import pytest
 
 from sf_platform.core.qa.settings import QASettings
 from sf_platform.quality.suites import ERROR, WARN, balance_min_rows, validate_qa
-from sf_platform_tests.quality.factory import allowed_answers, first_row, good_tables, replace_cell
+from sf_platform.testing.qa_tables import allowed_answers, first_row, good_tables, replace_cell
 
 # Tolerance 0.2 makes balance judgeable from (4 * 0.5 / 0.2)^2 = 100 rows, so small tables
 # exercise the balance expectations; 60 images x 4 pairs = 240 rows per task also clears the

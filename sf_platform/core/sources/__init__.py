@@ -1,5 +1,5 @@
 """Source readers (Objects365, OpenImages, PixMo, COCO keypoints, synthetic) and the shard index.
 
 Public entry points live in :mod:`sf_platform.core.sources.index`: ``build_index``,
-``ensure_index``, ``load_index_summary``, ``read_shard``, ``source_fingerprint``.
+``load_index_summary``, ``read_shard``, ``source_fingerprint``.
 """

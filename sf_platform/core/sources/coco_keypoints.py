@@ -6,7 +6,8 @@ wrists, hips, knees, ankles) and the person's ``bbox`` ``[x, y, w, h]``, in the 
 as the source's boxes.  It is attached to the source's person box of the same image with the
 best IoU, if that IoU is at least :data:`MIN_IOU`; one box takes at most one skeleton (greedy,
 best pairs first).  Images are matched by ``file_name`` first (the keypoint file is usually a
-separate export of the same images), falling back to the image id.
+separate export of the same images), then by stem (``images/<id>.jpg`` matches ``<id>.jpg``),
+then by image id; the index warns when most skeletons match nothing.
 
 Stored form (``OBJECTS.keypoints``): 51 floats ``x, y, score`` per keypoint with
 ``score = 1.0`` when COCO's visibility flag ``v > 0`` (labelled, visible or occluded) and

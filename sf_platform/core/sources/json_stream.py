@@ -4,7 +4,8 @@ Objects365's train file (``zhiyuan_objv2_train.json``) is several GB: ``json.loa
 tens of GB of Python objects, and a per-token parser such as ijson spends most of its time in
 Python.  Instead the bytes of each wanted array (``"images"``, ``"annotations"``, ...) are read
 in windows of ``chunk_bytes``; each window is cut after the last ``}`` that is followed by ``,``
-or ``]`` and the complete elements before the cut are handed, as one batch, to a C parser:
+or ``]`` and the complete elements before the cut are handed, as one batch, to a C parser
+(:mod:`.json_records`):
 
 1. ``pyarrow.json`` (columns straight from C++, no Python object per element) after turning the
    element separators ``},{`` into newlines (NDJSON);
@@ -25,16 +26,10 @@ batch and decides what to keep.
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import re
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, TypeVar
-
-import orjson
-import pyarrow as pa
-import pyarrow.json as pajson
 
 DEFAULT_CHUNK_BYTES = 8 << 20
 _WS = b" \t\r\n"
@@ -42,7 +37,6 @@ _KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:', re.DOTALL)
 # Tokens that change nesting outside strings, and what ends / escapes inside a string.
 _OUTSIDE = re.compile(rb'["\[\]{},]')
 _INSIDE = re.compile(rb'["\\]')
-_SEPARATORS = (b"},{", b"}, {")
 
 T = TypeVar("T")
 
@@ -319,111 +313,3 @@ def iter_arrays(
             return
         if nxt != b",":
             raise JSONStreamError(f"expected ',' or '}}' at byte {buf.offset() - 1}, found {nxt!r}")
-
-
-# --- Parsing one batch of elements into an Arrow table ------------------------------------
-
-
-def parse_records(
-    batch: bytes, schema: pa.Schema, id_fields: frozenset[str] = frozenset()
-) -> pa.Table:
-    """Parse comma-separated JSON objects into a table of ``schema`` (unknown keys ignored).
-
-    ``id_fields`` (declared int64 in ``schema`` for the fast path) come back as strings, so an
-    id written as ``5`` or ``"5"`` reads the same.  Values of the wrong type become null (for a
-    list of floats: NaN items), which the readers then quarantine with a reason.
-    """
-    table = _parse_fast(batch, schema)
-    if table is None:
-        rows = _parse_python(batch)
-        table = _rows_to_table(rows, schema, id_fields)
-    for name in id_fields:
-        i = table.schema.get_field_index(name)
-        if table.schema.field(i).type != pa.string():
-            table = table.set_column(i, name, table.column(i).cast(pa.string()))
-    return table
-
-
-def _parse_fast(batch: bytes, schema: pa.Schema) -> pa.Table | None:
-    nd = batch
-    for sep in _SEPARATORS:
-        nd = nd.replace(sep, b"}\n{")
-    try:
-        return pajson.read_json(
-            io.BytesIO(nd),
-            read_options=pajson.ReadOptions(use_threads=False, block_size=len(nd) + 64),
-            parse_options=pajson.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="ignore"
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return None
-
-
-def _parse_python(batch: bytes) -> list:
-    text = b"[" + batch + b"]"
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ChunkParseError(str(exc)) from None
-
-
-def _as_float(v) -> float:
-    if isinstance(v, bool) or v is None:
-        return math.nan
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _as_int(v) -> int | None:
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
-        return int(v)
-    return None
-
-
-def _as_id(v) -> str | None:
-    if v is None:
-        return None
-    i = _as_int(v)
-    return str(i) if i is not None else str(v)
-
-
-def _coerce(values: list, typ: pa.DataType, is_id: bool) -> pa.Array:
-    if is_id:
-        return pa.array([_as_id(v) for v in values], pa.string())
-    if pa.types.is_list(typ) or pa.types.is_fixed_size_list(typ):
-        return pa.array(
-            [[_as_float(x) for x in v] if isinstance(v, list) else None for v in values], typ
-        )
-    if pa.types.is_floating(typ):
-        return pa.array([None if v is None else _as_float(v) for v in values], typ)
-    if pa.types.is_integer(typ):
-        return pa.array([_as_int(v) for v in values], pa.int64()).cast(typ, safe=False)
-    if pa.types.is_string(typ):
-        return pa.array([None if v is None else str(v) for v in values], typ)
-    return pa.array(values, typ)
-
-
-def _rows_to_table(rows: list, schema: pa.Schema, id_fields: frozenset[str]) -> pa.Table:
-    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
-    if bad is not None:
-        raise JSONStreamError(
-            f"array element {bad} of a batch is {type(rows[bad]).__name__}, expected an object"
-        )
-    arrays = []
-    for field in schema:
-        values = [r.get(field.name) for r in rows]
-        is_id = field.name in id_fields
-        arrays.append(_coerce(values, field.type, is_id))
-    fields = [pa.field(f.name, pa.string() if f.name in id_fields else f.type) for f in schema]
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))

@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sf_platform.core.sources.categories import fix_category_names
-from sf_platform.core.sources.json_stream import DEFAULT_CHUNK_BYTES, iter_arrays, parse_records
+from sf_platform.core.sources.json_records import parse_records
+from sf_platform.core.sources.json_stream import DEFAULT_CHUNK_BYTES, iter_arrays
 from sf_platform.core.sources.records import RAW_OBJECTS, SourceRecords, Spill, raw_images
 from sf_platform.storage.object_store import open_uri
 
@@ -145,8 +146,8 @@ def read_objects365(
         images=raw_images(
             img.column("id"),
             img.column("file_name"),
-            width=pc.cast(img.column("width"), pa.int32(), safe=False),
-            height=pc.cast(img.column("height"), pa.int32(), safe=False),
+            width=img.column("width"),
+            height=img.column("height"),
         ),
         objects=spill,
         categories=None

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from sf_platform.core.sources.records import (
     ImageOrder,
+    SourceInputError,
     SourceRecords,
     Spill,
     list_inputs,
@@ -120,6 +121,41 @@ def points_to_objects(
     )
 
 
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _is_points(t: pa.DataType) -> bool:
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
+        return False
+    item = t.value_type
+    return pa.types.is_struct(item) and all(
+        item.get_field_index(c) >= 0
+        and (pa.types.is_floating(item.field(c).type) or pa.types.is_integer(item.field(c).type))
+        for c in ("x", "y")
+    )
+
+
+# column -> (test of its Arrow type, what PixMo gives), checked before any row is read so a
+# wrong file fails naming the file and the column, not with a raw Arrow cast error.
+_TYPES = {
+    "image_url": (_is_text, "string"),
+    "image_sha256": (_is_text, "string"),
+    "label": (_is_text, "string"),
+    "points": (_is_points, "list<struct<x: number, y: number>>"),
+    "count": (pa.types.is_integer, "integer"),
+}
+
+
+def _check_types(part: str, schema: pa.Schema) -> None:
+    for name, (ok, want) in _TYPES.items():
+        i = schema.get_field_index(name)
+        if i >= 0 and not ok(schema.field(i).type):
+            raise SourceInputError(
+                f"{part}: column {name!r} has type {schema.field(i).type}; PixMo gives {want}"
+            )
+
+
 def read_pixmo(
     uri: str,
     spill: Spill,
@@ -141,6 +177,7 @@ def read_pixmo(
                 raise ValueError(
                     f"{part}: not a PixMo points/count file, missing columns {missing}"
                 )
+            _check_types(part, pf.schema_arrow)
             columns = list(REQUIRED) + (["count"] if "count" in names else [])
             for record_batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
                 batch = pa.Table.from_batches([record_batch])

@@ -19,7 +19,6 @@ assigns) plus:
 from __future__ import annotations
 
 import os
-import posixpath
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,8 +33,10 @@ RAW_IMAGE_COLUMNS = pa.schema(
     [
         ("image_id", pa.string()),
         ("file_name", pa.string()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
+        # int64 here so an absurd declared size (10**12) reaches the index's checks as it is
+        # written and is quarantined (value_overflow), instead of wrapping to a wrong int32.
+        ("width", pa.int64()),
+        ("height", pa.int64()),
         ("count", pa.int32()),
         ("count_label", pa.string()),
     ]
@@ -56,6 +57,11 @@ RAW_OBJECTS = pa.schema(
         ("_seq", pa.int64()),
     ]
 )
+
+
+class SourceInputError(ValueError):
+    """An annotation, class or keypoint file that cannot be read: the message names the file
+    and, where known, the row, column or byte offset, and the reason."""
 
 
 class Spill:
@@ -178,19 +184,6 @@ def raw_images(
         if value is not None:
             cols[name] = value
     return schemas.conform(pa.table(cols), RAW_IMAGE_COLUMNS)
-
-
-def path_escapes(file_name: str) -> bool:
-    """True when ``file_name`` is absolute or climbs out of the images root with ``..``.
-
-    Backslashes count as separators and a drive letter as absolute, so a Windows-made
-    annotation file cannot point outside the root either.
-    """
-    name = file_name.replace("\\", "/")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return True
-    norm = posixpath.normpath(name)
-    return norm == ".." or norm.startswith("../")
 
 
 def list_inputs(uri: str, endpoint_url: str | None, region: str | None, suffix: str) -> list[str]:

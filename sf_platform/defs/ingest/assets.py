@@ -23,6 +23,7 @@ from sf_platform.defs.shard_runs import BACKFILL_POLICY, per_shard
 
 INGEST_CODE_VERSION = "1"
 DATA_VERSION_TAG = "dagster/data_version"
+INCOMPLETE_SHARDS = "incomplete_shards"  # images metadata: shards curated with missing images
 
 shard_content = dg.AssetSpec(
     "shard_content",
@@ -54,6 +55,8 @@ def source_index(context: dg.AssetExecutionContext, platform: PlatformResource) 
     context.log.info(f"source_index {src.name}: {summary.num_images} images, "
                      f"{summary.num_objects} objects, {len(keys)} shards, "
                      f"{summary.num_quarantined} rows quarantined")
+    for warning in summary.warnings:
+        context.log.warning(f"source {src.name!r}: {warning}")
     return dg.MaterializeResult(
         metadata=plain(
             {
@@ -63,6 +66,7 @@ def source_index(context: dg.AssetExecutionContext, platform: PlatformResource) 
                 "quarantined": summary.num_quarantined,
                 "shards": len(summary.shards),
                 "fingerprint": summary.fingerprint,
+                "warnings": summary.warnings,
             }
         ),
     )
@@ -95,7 +99,8 @@ def curated(context: dg.AssetExecutionContext, platform: PlatformResource):
     store = platform.store()
     summaries: dict = {}
     out: dict[str, dict] = {"images": {}, "objects": {}, "quarantine": {}}
-    raw_images = 0
+    raw_images = missing = 0
+    incomplete: list[str] = []
     for key, _ in per_shard(context):
         source, shard = split_shard_key(key)
         src = cfg.source(source)
@@ -113,6 +118,9 @@ def curated(context: dg.AssetExecutionContext, platform: PlatformResource):
         cur = curate_shard(raw.images, raw.objects, raw.quarantine,
                            summary.images_root or src.images, cfg.s3, src.annotation_frame)
         raw_images += raw.images.num_rows
+        missing += cur.missing_images
+        if cur.missing_images:  # a shard whose every image is missing has already failed
+            incomplete.append(key)
         out["images"][key], out["objects"][key], out["quarantine"][key] = (
             cur.images, cur.objects, cur.quarantine)
     kept = sum(t.num_rows for t in out["images"].values())
@@ -122,8 +130,12 @@ def curated(context: dg.AssetExecutionContext, platform: PlatformResource):
     for table in out["quarantine"].values():
         for reason, n in reason_counts(table).items():
             reasons[reason] = reasons.get(reason, 0) + n
+    # Shards with missing images are listed, so the planner re-curates them on the next run
+    # (the images may come back while the annotations, and so the content hash, stay the same).
     yield dg.Output(out["images"], output_name="images",
-                    metadata={"raw_images": dg.MetadataValue.int(raw_images)})
+                    metadata={"raw_images": dg.MetadataValue.int(raw_images),
+                              "missing_images": dg.MetadataValue.int(missing),
+                              INCOMPLETE_SHARDS: dg.MetadataValue.json(incomplete)})
     yield dg.Output(out["objects"], output_name="objects")
     yield dg.Output(out["quarantine"], output_name="quarantine",
                     metadata={"reasons": dg.MetadataValue.json(dict(sorted(reasons.items())))})

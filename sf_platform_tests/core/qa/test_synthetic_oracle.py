@@ -4,11 +4,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sf_platform import synthetic
 from sf_platform.core import schemas
 from sf_platform.core.boxes import px_to_1000
 from sf_platform.core.qa.generate import generate_tasks
 from sf_platform.core.qa.settings import QASettings
-from sf_platform.core.sources import synthetic
 from sf_platform_tests.core.qa.checks import check_relation_answers
 
 

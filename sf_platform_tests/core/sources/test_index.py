@@ -8,10 +8,8 @@ import pytest
 
 from sf_platform.config import S3Config, SourceConfig
 from sf_platform.core import schemas
-from sf_platform.core.sources import index as index_mod
 from sf_platform.core.sources.index import (
     build_index,
-    ensure_index,
     load_index_summary,
     read_shard,
     source_fingerprint,
@@ -116,15 +114,16 @@ def test_fingerprint_follows_the_files(tmp_path):
     )
 
 
-def test_ensure_index_rebuilds_only_on_change(file_store, tmp_path, monkeypatch):
+def test_summary_fingerprint_tells_whether_to_reindex(file_store, tmp_path):
+    """What the source sensor relies on: an unchanged source's fingerprint equals the one its
+    index summary recorded; a changed annotation file's does not."""
     path = write_json(tmp_path / "det.json", coco_detection(3, 1))
-    built = ensure_index(_src(path), file_store, S3Config())
-
-    def fail(*a, **k):
-        raise AssertionError("rebuilt an unchanged source")
-
-    monkeypatch.setattr(index_mod, "build_index", fail)
-    assert ensure_index(_src(path), file_store, S3Config()) == built
+    built = build_index(_src(path), file_store, S3Config())
+    assert load_index_summary(file_store, "det").fingerprint == built.fingerprint
+    assert source_fingerprint(_src(path), S3Config()) == built.fingerprint
+    time.sleep(0.01)
+    write_json(path, coco_detection(4, 1))
+    assert source_fingerprint(_src(path), S3Config()) != built.fingerprint
 
 
 def test_summary_last_and_old_versions_collected(file_store, tmp_path):

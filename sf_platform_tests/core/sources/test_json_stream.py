@@ -6,7 +6,8 @@ import tracemalloc
 import pyarrow as pa
 import pytest
 
-from sf_platform.core.sources.json_stream import JSONStreamError, iter_arrays, parse_records
+from sf_platform.core.sources.json_records import parse_records
+from sf_platform.core.sources.json_stream import JSONStreamError, iter_arrays
 from sf_platform.core.sources.objects365 import ANNOTATION_FIELDS, parse_coco
 
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string()), ("v", pa.list_(pa.float64()))])

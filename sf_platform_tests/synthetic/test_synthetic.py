@@ -12,13 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageOps
 
+from sf_platform import synthetic
 from sf_platform.config import SourceConfig
 from sf_platform.core.boxes import orient_boxes, orient_points, xywh_to_xyxy
-from sf_platform.core.sources import synthetic
-from sf_platform.core.sources.synthetic import (
+from sf_platform.synthetic import (
     CATEGORY_IDS,
+    camera,
     ensure_generated,
     generate,
+    scene,
     to_raw_boxes,
 )
 
@@ -68,10 +70,10 @@ def test_deterministic_and_independent_of_count(tmp_path):
 
 
 def test_depth_is_exact_z_of_front_surface():
-    cam = synthetic._Camera(320, 240)
+    cam = camera.Camera(320, 240)
     for i in range(6):
         rng = np.random.default_rng([5, i])
-        _, depth, objs, ids = synthetic._render(cam, rng)
+        _, depth, objs, ids = scene.render(cam, rng)
         assert depth.shape == (240, 320) and depth.dtype == np.float32
         zs = [o.z for o in objs]
         assert zs == sorted(zs, reverse=True)  # painted far to near
@@ -80,16 +82,16 @@ def test_depth_is_exact_z_of_front_surface():
             assert own.sum() > 0
             assert np.all(depth[own] == np.float32(o.z))
         # Background (floor / far wall) is never nearer than the camera's floor line allows.
-        assert np.all(depth[ids == 0] >= synthetic.CAMERA_HEIGHT_M * 0.5)
-        assert np.all(np.isfinite(depth)) and depth.max() <= synthetic.WALL_DEPTH_M
+        assert np.all(depth[ids == 0] >= camera.CAMERA_HEIGHT_M * 0.5)
+        assert np.all(np.isfinite(depth)) and depth.max() <= camera.WALL_DEPTH_M
 
 
 def test_occlusion_painter_order():
-    cam = synthetic._Camera(320, 240)
+    cam = camera.Camera(320, 240)
     rng = np.random.default_rng([1, 2])
-    _, _, objs, ids = synthetic._render(cam, rng)
+    _, _, objs, ids = scene.render(cam, rng)
     for k, o in enumerate(objs):
-        sl = synthetic._paste_slices(o, 320, 240)
+        sl = scene.paste_slices(o, 320, 240)
         if sl is None:
             continue
         covered = ids[sl[0]][o.mask[sl[1]]]
@@ -228,3 +230,17 @@ def test_images_decode_as_jpeg(scenes):
     data = Path(paths.images_dir, "000001.jpg").read_bytes()
     im = Image.open(io.BytesIO(data))
     assert im.format == "JPEG" and im.size == (640, 480)
+
+
+def test_rotated_every_from_the_source_config(tmp_path):
+    """A config's ``rotated_every`` reaches the generator (it used to be read with getattr from
+    a field the config did not have, so it was always 0)."""
+    src = SourceConfig(
+        name="syn", format="synthetic", images=str(tmp_path / "syn"), num_images=4, rotated_every=2
+    )
+    paths = ensure_generated(src)
+    tags = [Image.open(f"{paths.images_dir}/{i:06d}.jpg").getexif().get(0x0112) for i in (1, 2, 3, 4)]
+    assert tags == [None, 6, None, 8]
+    assert json.loads((tmp_path / "syn" / synthetic.MARKER).read_text())["rotated_every"] == 2
+    with pytest.raises(ValueError, match="only used by format synthetic"):
+        SourceConfig(name="o", format="objects365", images=".", annotations="a.json", rotated_every=2)
