@@ -175,7 +175,7 @@ SCENE = pa.schema(
         ("image_depth_min", pa.float32()),
         ("image_depth_max", pa.float32()),
         ("category_count", pa.int32()),  # countable instances of this category in the image
-        ("category_unique", pa.bool_()),
+        ("category_unique", pa.bool_()),  # the only instance of its clean category
         ("x_rank", pa.int32()),  # 0 = leftmost within its category
         ("size_rank", pa.int32()),  # 0 = largest within its category
         ("depth_rank", pa.int32()),  # 0 = closest within its category
@@ -189,6 +189,11 @@ SCENE = pa.schema(
         # nor names the category (a box in the question is still fine).
         ("category_incomplete", pa.bool_()),
         ("pose_provenance", pa.string()),  # "given" | pose model id (persons only)
+        # Instance facts (core.instances): decided once here, read by every QA task.
+        ("countable", pa.bool_()),  # one real instance: a category and no crowd/group/... flag
+        ("instances", pa.int32()),  # instances it stands for: 1 per box, 1 per point, 0
+        ("category_all_boxed", pa.bool_()),  # every countable instance of the category has a box
+        ("category_clean", pa.bool_()),  # the category may be counted and named in this image
     ]
 )
 

@@ -7,8 +7,8 @@
   blow up a batch; images are read and cropped in the prefetch threads.
 - ``facing`` / ``facing_confidence`` from the keypoints (``core.facing``).
 
-Which objects are persons: category in ``PERSON_CATEGORIES`` (case-insensitive), with a box,
-and not a crowd / group box (one skeleton for a crowd box is meaningless).
+Which objects are persons: ``core.instances.is_person`` (a person category, with a box, not a
+crowd / group box: one skeleton for a crowd box is meaningless).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import torch
 
 from sf_platform.config import ModelsConfig
 from sf_platform.core import schemas
-from sf_platform.core.facing import facing_from_keypoints
+from sf_platform.core.facing import FACING_LABELS, facing_from_keypoints
 from sf_platform.core.imaging import ModelImage
+from sf_platform.core.instances import is_person
 from sf_platform.models.batching import run_pipeline
 from sf_platform.models.device import resolve_runtime
 from sf_platform.models.inputs import load_for_model, normalize
@@ -34,13 +35,7 @@ from sf_platform.models.loading import base_meta, load_transformers, model_ref
 # DARK post-processing kernel of ``VitPoseImageProcessor.post_process_pose_estimation``.
 DARK_KERNEL = 11
 
-PERSON_CATEGORIES = frozenset({"person", "man", "woman", "boy", "girl", "child", "human"})
-
 LoadImage = Callable[[dict], np.ndarray]
-
-
-def is_person(obj: dict) -> bool:
-    return str(obj.get("category") or "").strip().lower() in PERSON_CATEGORIES
 
 
 def pose_row(obj: dict, keypoints, provenance: str) -> dict:
@@ -59,11 +54,7 @@ def run_poses(
     """POSES table (one row per person with given or estimated keypoints) and the op's metadata."""
     objs = objects.to_pylist()
     given = [o for o in objs if o.get("keypoints") is not None]
-    todo = [
-        o for o in objs
-        if o.get("keypoints") is None and is_person(o) and o.get("bbox_px") is not None
-        and not o.get("is_crowd") and not o.get("is_group")
-    ]
+    todo = [o for o in objs if o.get("keypoints") is None and is_person(o)]
     rows = [pose_row(o, o["keypoints"], "given") for o in given]
     loaded = runtime = runner = None
     if todo:
@@ -81,7 +72,7 @@ def run_poses(
         meta["model"] = "given"
     facings = table.column("facing").to_pylist()
     meta["counts"] = {"given": len(given), "estimated": len(todo), "persons": table.num_rows} | {
-        f"facing_{f}": facings.count(f) for f in ("toward", "away", "left", "right", "unknown")
+        f"facing_{f}": facings.count(f) for f in FACING_LABELS
     }
     return table, meta
 

@@ -3,8 +3,7 @@
 The QA table is nested (a list of mentioned objects, a fact struct, free-text answers); Great
 Expectations checks flat columns.  Everything here is vectorised pyarrow/numpy (regexes run in
 Arrow's RE2, never a Python loop over rows, except the rare grounding answer that is not in
-the one-object JSON form), so a 1M-row table derives in about a second on one slow core.
-What keeps it there (bench/validate.py): strings are hashed once per column and everything
+the one-object JSON form); bench/validate.py measures it.  What keeps it fast: strings are hashed once per column and everything
 downstream works on integer codes (tasks x templates x answers, image codes); per-scene-object
 figures are computed once and gathered by position; text is only read where it can change the
 answer (the first byte of an answer before a yes/no regex, the question only where the answer
@@ -14,7 +13,7 @@ slices when they are one run; frames wrap the numpy columns without copying them
 The result is several *narrow* pandas frames, each holding ``row`` (the position in the QA
 table, used to show offending rows) and only the columns of one concern, restricted to the
 rows the concern applies to (``task.counting`` holds counting rows only).  Narrow frames matter:
-GX's pandas engine copies the frame it filters, so one wide 1M-row frame costs ~4x more per
+GX's pandas engine copies the frame it filters, so one wide frame costs several times more per
 expectation than a frame of two columns.
 """
 from __future__ import annotations
@@ -90,7 +89,7 @@ def _fill(a, value):
     return a if a.null_count == 0 else pc.fill_null(a, value)
 
 
-def _np(a, dtype=np.float64) -> np.ndarray:
+def _as_numpy(a, dtype=np.float64) -> np.ndarray:
     """Arrow numeric/bool -> numpy ``dtype`` (float: NaN for null)."""
     a = _arr(a)
     if pa.types.is_boolean(a.type) or dtype is np.float64:
@@ -117,7 +116,7 @@ def _take_or_null(a, idx: np.ndarray) -> pa.Array:
 
 def _frame(columns: dict):
     """A pandas frame over the numpy columns without copying them (pandas' default copies and
-    consolidates: ~0.3 s for the million-mention objects frame)."""
+    consolidates every column, a cost that grows with the objects frame)."""
     import pandas as pd
 
     return pd.DataFrame(columns, copy=False)
@@ -138,12 +137,12 @@ def _box_columns(col) -> np.ndarray:
         for i in range(4):
             out[i] = vals[:, i]
         if a.null_count:
-            out[:, _np(a.is_null(), bool)] = np.nan
+            out[:, _as_numpy(a.is_null(), bool)] = np.nan
         return out
     out = np.full((4, n), np.nan)
     if not n:
         return out
-    ok = _np(_fill(pc.list_value_length(a), 0), np.int64) == 4
+    ok = _as_numpy(_fill(pc.list_value_length(a), 0), np.int64) == 4
     if ok.any():
         sub = a.filter(pa.array(ok)) if not ok.all() else a
         out[:, ok] = np.asarray(pc.list_flatten(sub).to_numpy(zero_copy_only=False), dtype=np.float64).reshape(-1, 4).T
@@ -159,7 +158,7 @@ def _encode(a) -> tuple[np.ndarray, pa.Array]:
     """Dictionary codes (int64, -1 for null) and the dictionary (an Arrow array: turning a
     million distinct ids into Python strings would cost more than encoding them)."""
     enc = _arr(pc.dictionary_encode(a))
-    codes = _np(_fill(enc.indices, -1), np.int64)
+    codes = _as_numpy(_fill(enc.indices, -1), np.int64)
     return codes, enc.dictionary
 
 
@@ -174,7 +173,7 @@ def _edge_bytes(a: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(byte length, first byte, last byte) of every string, read off the offsets and data
     buffers (256 for an empty or null string)."""
     n = len(a)
-    lens = _np(_fill(pc.binary_length(a), 0), np.int64)
+    lens = _as_numpy(_fill(pc.binary_length(a), 0), np.int64)
     first = np.full(n, 256, dtype=np.int64)
     last = first.copy()
     if not n or a.buffers()[2] is None:
@@ -203,7 +202,7 @@ def stripped_bytes(text) -> np.ndarray:
     edge = (lens > 0) & (_MAYBE_SPACE[first] | _MAYBE_SPACE[last])
     if edge.any():
         idx = np.nonzero(edge)[0]
-        lens[idx] = _np(pc.binary_length(pc.utf8_trim_whitespace(_take(a, idx))), np.int64)
+        lens[idx] = _as_numpy(pc.binary_length(pc.utf8_trim_whitespace(_take(a, idx))), np.int64)
     return lens.astype(np.float64)
 
 
@@ -212,7 +211,7 @@ def _per_task_image_counts(tcode: np.ndarray, img: np.ndarray, n_img: int, n_tas
     if not len(tcode):
         return np.zeros(0), np.zeros(n_tasks, dtype=np.int64)
     key = tcode * max(n_img, 1) + img
-    if n_tasks * max(n_img, 1) <= 50_000_000:  # dense counting is ~10x faster than sorting
+    if n_tasks * max(n_img, 1) <= 50_000_000:  # dense counting beats sorting
         counts = np.bincount(key, minlength=n_tasks * max(n_img, 1))
         per_task = np.count_nonzero(counts.reshape(n_tasks, -1), axis=1)
         return counts.astype(np.float64)[key], per_task
@@ -225,8 +224,8 @@ def _per_task_image_counts(tcode: np.ndarray, img: np.ndarray, n_img: int, n_tas
 
 def _word_polarity(text, yes_words: str, no_words: str) -> np.ndarray:
     """1.0 if ``text`` says only one of ``yes_words``, 0.0 if only ``no_words``, NaN otherwise."""
-    a = _np(_fill(pc.match_substring_regex(text, rf"\b({yes_words})\b", ignore_case=True), False), bool)
-    b = _np(_fill(pc.match_substring_regex(text, rf"\b({no_words})\b", ignore_case=True), False), bool)
+    a = _as_numpy(_fill(pc.match_substring_regex(text, rf"\b({yes_words})\b", ignore_case=True), False), bool)
+    b = _as_numpy(_fill(pc.match_substring_regex(text, rf"\b({no_words})\b", ignore_case=True), False), bool)
     out = np.full(len(a), np.nan)
     out[a & ~b] = 1.0
     out[b & ~a] = 0.0
@@ -261,8 +260,8 @@ def yes_share_signal(answer) -> np.ndarray:
         rows = np.arange(len(a))
     if len(rows):
         sub = _take(a, rows)
-        yes = _np(_fill(pc.match_substring_regex(sub, r"^\s*yes\b", ignore_case=True), False), bool)
-        no = _np(_fill(pc.match_substring_regex(sub, r"^\s*no\b", ignore_case=True), False), bool)
+        yes = _as_numpy(_fill(pc.match_substring_regex(sub, r"^\s*yes\b", ignore_case=True), False), bool)
+        no = _as_numpy(_fill(pc.match_substring_regex(sub, r"^\s*no\b", ignore_case=True), False), bool)
         out[rows] = np.where(yes, 1.0, np.where(no, 0.0, np.nan))
     return out
 
@@ -272,7 +271,7 @@ def parse_count(arr) -> np.ndarray:
     UNPARSEABLE (also for text with two numbers: which one is the count is ambiguous)."""
     text = pc.utf8_trim_whitespace(_fill(arr, ""))
     m = pc.extract_regex(text, r"^[^0-9]*?(?P<n>[0-9]+)[^0-9]*$")
-    out = _np(pc.struct_field(m, "n")).copy() if len(text) else np.zeros(0)
+    out = _as_numpy(pc.struct_field(m, "n")).copy() if len(text) else np.zeros(0)
     missing = np.isnan(out)
     if missing.any():
         words = pc.replace_substring_regex(pc.utf8_lower(_take(text, np.nonzero(missing)[0])), r"[^a-z]", "")
@@ -291,7 +290,7 @@ def box_strings(boxes: np.ndarray) -> np.ndarray:
     """Vectorised "[x1,y1,x2,y2]" strings of an [N, 4] box array (rows with NaN -> "")."""
     ok, parts = _box_parts(boxes)
     s = pc.binary_join_element_wise("[", pc.binary_join_element_wise(*parts, ","), "]", "")
-    return np.where(ok, _np(s, object), "")
+    return np.where(ok, _as_numpy(s, object), "")
 
 
 # --- grounding ------------------------------------------------------------------------------
@@ -370,12 +369,12 @@ def _canonical_grounding(answers, fact_values, obj_start, obj_count, cats, coord
     ok, parts = _box_parts(coords[obj_start[single]])
     cat = pc.ascii_lower(_take(cats, obj_start[single]))
     # a label the regex would not read (empty, quote, backslash) is never "exact"
-    ok &= _np(_fill(pc.match_substring_regex(cat, r'^[^"\\]+$'), False), bool)
+    ok &= _as_numpy(_fill(pc.match_substring_regex(cat, r'^[^"\\]+$'), False), bool)
     comma = [p for part in parts for p in (part, ", ")][:-1]
     answer = pc.binary_join_element_wise('{"bbox_2d": [', *comma, '], "label": "', cat, '"}', "")
     fact = pc.binary_join_element_wise("[", pc.binary_join_element_wise(*parts, ","), "]", "")
-    same = (_np(_fill(pc.equal(_take(answers, single), answer), False), bool)
-            & _np(_fill(pc.equal(_take(fact_values, single), fact), False), bool))
+    same = (_as_numpy(_fill(pc.equal(_take(answers, single), answer), False), bool)
+            & _as_numpy(_fill(pc.equal(_take(fact_values, single), fact), False), bool))
     exact[single[same & ok]] = True
     return exact
 
@@ -385,16 +384,16 @@ def _grounding_diff_parsed(answers, fact_values, obj_start, obj_count, cats, coo
     n = len(answers)
     out = np.full(n, UNPARSEABLE)
     m = pc.extract_regex(_fill(answers, ""), GROUNDING_RE)
-    matched = _np(pc.is_valid(m), bool) & (obj_count == 1)
+    matched = _as_numpy(pc.is_valid(m), bool) & (obj_count == 1)
     fast = np.nonzero(matched)[0]
     if len(fast):
         mf = m.filter(pa.array(matched))
-        ans_box = np.stack([_np(pc.struct_field(mf, k)) for k in "abcd"], axis=1)
+        ans_box = np.stack([_as_numpy(pc.struct_field(mf, k)) for k in "abcd"], axis=1)
         obj_box = coords[obj_start[fast]]
         diff = np.abs(ans_box - obj_box).max(axis=1)
-        label = _np(pc.utf8_lower(pc.struct_field(mf, "label")), object)
-        cat = _np(pc.utf8_lower(_fill(_take(cats, obj_start[fast]), "")), object)
-        fact = _np(pc.replace_substring_regex(_fill(_take(fact_values, fast), ""), r"\s+", ""), object)
+        label = _as_numpy(pc.utf8_lower(pc.struct_field(mf, "label")), object)
+        cat = _as_numpy(pc.utf8_lower(_fill(_take(cats, obj_start[fast]), "")), object)
+        fact = _as_numpy(pc.replace_substring_regex(_fill(_take(fact_values, fast), ""), r"\s+", ""), object)
         bad = np.isnan(diff) | (label != cat) | (fact != box_strings(obj_box))
         out[fast] = np.where(bad, UNPARSEABLE, diff)
     slow = np.nonzero(~matched)[0]
@@ -466,7 +465,7 @@ def answer_codes(tcode: np.ndarray, task_names: list[str], template_id, answer, 
 
 def _distinct(values: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
     """(sorted distinct values, each value's position among them) of non-negative ints below
-    ``bound``: a dense count when the range is small (~10x faster than sorting), else np.unique."""
+    ``bound``: a dense count when the range is small (cheaper than sorting), else np.unique."""
     if bound <= 50_000_000:
         seen = np.bincount(values, minlength=bound) > 0
         distinct = np.flatnonzero(seen)
@@ -494,7 +493,7 @@ def scene_columns(image_ids, object_ids, box_columns: np.ndarray, scene: pa.Tabl
         return {"in_scene": np.zeros(m), "scene_box_diff": nan, "px_overflow": nan, "px_min_side": nan.copy()}
     key = lambda img, obj: pc.binary_join_element_wise(_fill(img, ""), _fill(obj, ""), "\x1f")
     scene_keys = _arr(key(scene.column("image_id"), scene.column("object_id")))
-    pos = _np(_fill(pc.index_in(key(image_ids, object_ids), value_set=scene_keys), -1), np.int64)
+    pos = _as_numpy(_fill(pc.index_in(key(image_ids, object_ids), value_set=scene_keys), -1), np.int64)
     found = pos >= 0
     at = np.where(found, pos, 0)
     lost = ~found
@@ -517,7 +516,7 @@ def scene_columns(image_ids, object_ids, box_columns: np.ndarray, scene: pa.Tabl
            "px_overflow": np.full(m, np.nan), "px_min_side": np.full(m, np.nan)}
     if "bbox_px" in scene.column_names:
         px = _boxes_np(scene.column("bbox_px"))
-        w, h = _np(scene.column("width")), _np(scene.column("height"))
+        w, h = _as_numpy(scene.column("width")), _as_numpy(scene.column("height"))
         overflow = np.maximum(np.maximum(-px[:, 0], -px[:, 1]), np.maximum(px[:, 2] - w, px[:, 3] - h))
         min_side = np.minimum(px[:, 2] - px[:, 0], px[:, 3] - px[:, 1])
         out["px_overflow"], out["px_min_side"] = per_mention(overflow), per_mention(min_side)
@@ -531,7 +530,7 @@ def _subject_objects(ids, parent: np.ndarray, obj_count: np.ndarray, fact_subjec
     out = first.copy()
     multi = np.nonzero(obj_count[parent] >= 2)[0] if len(parent) else np.zeros(0, np.int64)
     if len(multi):
-        hit = _np(_fill(pc.equal(_take(ids, multi), _take(fact_subject, parent[multi])), False), bool)
+        hit = _as_numpy(_fill(pc.equal(_take(ids, multi), _take(fact_subject, parent[multi])), False), bool)
         pos = multi[hit]
         rows = parent[pos]  # ascending: flat objects are in row order
         keep = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.zeros(0, bool)
@@ -564,7 +563,7 @@ def derive(
     rows_of = {t: np.nonzero(tcode == i)[0] for i, t in enumerate(task_names)}
 
     objs = _arr(qa.column("objects"))
-    obj_count = _np(_fill(pc.list_value_length(objs), 0), np.int64) if n else np.zeros(0, np.int64)
+    obj_count = _as_numpy(_fill(pc.list_value_length(objs), 0), np.int64) if n else np.zeros(0, np.int64)
     obj_start = np.r_[0, np.cumsum(obj_count)[:-1]] if n else np.zeros(0, np.int64)
     parent = np.repeat(np.arange(n), obj_count)
     flat = pc.list_flatten(objs)
@@ -590,15 +589,15 @@ def derive(
         "pairs_cap": np.array([per_image_cap(t, settings) for t in task_names] or [0], dtype=np.float64)[tcode],
     }
     if images is not None:  # looked up once per distinct image, not per row
-        curated = _np(_fill(pc.is_in(img_names, value_set=_arr(pc.unique(images.column("image_uri")))), False))
+        curated = _as_numpy(_fill(pc.is_in(img_names, value_set=_arr(pc.unique(images.column("image_uri")))), False))
         in_curated = curated[img_codes] if n else np.zeros(0)
         if uri.null_count:
-            in_curated[_np(uri.is_null(), bool)] = 0.0
+            in_curated[_as_numpy(uri.is_null(), bool)] = 0.0
         pairs["image_in_curated"] = in_curated
     frames["pairs"] = _frame(pairs)
 
     # Closed-set answers become integer codes into one vocabulary (allowed keys first, then
-    # whatever else was seen): GX checks ints against the allowed codes ~10x faster than strings.
+    # whatever else was seen): GX checks ints against the allowed codes much faster than strings.
     closed_rows, codes, vocabulary, n_allowed = answer_codes(tcode, task_names, qa.column("template_id"), answer, allowed)
     frames["closed_answers"] = _frame({"row": closed_rows, "answer_code": codes})
 
@@ -621,7 +620,7 @@ def derive(
 
     # one frame per task: category share and task-specific answers; balance signals are
     # aggregated to one share per (signal, task) right away (GX's column mean walks every value
-    # in Python looking for Decimals: 0.4 s per million rows for a number numpy has in 1 ms).
+    # in Python looking for Decimals, for a number numpy computes in one vectorised pass).
     first_id = _take_or_null(ids, first)
     subject_obj = _subject_objects(ids, parent, obj_count, fact_subject, first)
     balance: list[tuple] = []
@@ -631,7 +630,7 @@ def derive(
         ans_t, q_t = _take(answer, r), _take(question, r)
         signals = {"is_yes": yes_share_signal(ans_t)}
         if t in TWO_OBJECT_TASKS:
-            same = _np(_fill(pc.equal(_take(fact_subject, r), _take(first_id, r)), False))
+            same = _as_numpy(_fill(pc.equal(_take(fact_subject, r), _take(first_id, r)), False))
             signals["first_correct"] = np.where(obj_count[r] >= 2, same, np.nan)
         if t in LEFT_RIGHT_TASKS:
             signals["says_left"] = polarity(ans_t, q_t, "left", "right")
@@ -659,7 +658,7 @@ def derive(
 
     # balance and volume: one row, one column per figure ("<signal>/<task>", "rows/<task>"), so
     # each expectation names its figure directly instead of filtering a long frame with a GX
-    # row_condition (a pandas query per metric: ~0.15 s per validation for a handful of rows)
+    # row_condition (a pandas query per metric, whatever the number of rows it keeps)
     frames["balance"] = _frame({key: np.array([share]) for key, _, _, _, share in balance})
     for key, t, signal, rows, share in balance:
         d.summary[("balance", key)] = {"key": key, "task": t, "signal": signal, "rows": rows, "share": share}

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
 from sf_platform.core.boxes import orient_boxes, orient_points
+from sf_platform.core.facing import FACINGS
 
 GENERATOR_VERSION = 1
 MARKER = "_synthetic.json"
@@ -78,7 +79,6 @@ COCO_KEYPOINT_NAMES = (
 COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7]]
 COCO_SKELETON += [[6, 8], [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5]]
 COCO_SKELETON += [[4, 6], [5, 7]]
-FACINGS = ("toward", "away", "left", "right")
 
 
 @dataclass(frozen=True)
