@@ -43,6 +43,8 @@ FACINGS = ("toward", "away", "left", "right")
 UNKNOWN_FACING = "unknown"
 FACING_LABELS = FACINGS + (UNKNOWN_FACING,)
 
+# Bump when a threshold below or the rule changes: the pose asset's code version includes it.
+FACING_RULE_VERSION = "1"
 MIN_KEYPOINT_SCORE = 0.3
 SHOULDER_FRONTAL = 0.35
 SHOULDER_FULL = 0.7

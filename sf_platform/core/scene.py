@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from sf_platform.core import schemas
+from sf_platform.core.code_version import settings_version
 from sf_platform.core.depth_stats import decode_depth_map, object_depth_stats
 from sf_platform.core.instances import add_instance_columns
 from sf_platform.core.mask_bits import unpack_grid
@@ -51,9 +52,11 @@ POINT_MASK_MIN_PRED_IOU = 0.88
 # IoU terms: below that SAM most likely segmented a part or the background (the default of
 # ``qa.min_mask_box_iou``).
 MIN_MASK_BOX_IOU = 0.5
-# The settings the scene reads (``qa:`` in config, ``QASettings``); a code version of the scene
-# asset includes their values.
+# The settings the scene reads (``qa:`` in config, ``QASettings``); the scene asset's code
+# version includes their values (:func:`scene_code_version`).
 SCENE_SETTINGS = ("min_mask_box_iou",)
+# Bump when the scene's rules change (here, in core.instances or in core.depth_stats).
+SCENE_VERSION = "1"
 
 
 class SceneSettings(Protocol):
@@ -62,6 +65,12 @@ class SceneSettings(Protocol):
 
 class _Defaults:
     min_mask_box_iou = MIN_MASK_BOX_IOU
+
+
+def scene_code_version(settings: SceneSettings) -> str:
+    """The scene asset's code version: :data:`SCENE_VERSION` and the settings it reads."""
+    used = {k: getattr(settings, k) for k in SCENE_SETTINGS}
+    return settings_version(SCENE_VERSION, used | {"point_mask_min_pred_iou": POINT_MASK_MIN_PRED_IOU})
 
 
 def mask_trusted(mask: dict | None, settings: SceneSettings) -> bool:

@@ -29,13 +29,14 @@ import torch.nn.functional as F
 from sf_platform.config import ModelsConfig
 from sf_platform.core import schemas
 from sf_platform.core.depth_stats import (
+    DEPTH_MAX_SIDE,
     depth_range,
     encode_depth_map,
     map_shape,
     nearest_downsample,
 )
-from sf_platform.models.batching import prefetch, run_pipeline
-from sf_platform.models.device import resolve_runtime
+from sf_platform.models.batching import BatchRunner, prefetch, run_batches
+from sf_platform.models.device import Runtime
 from sf_platform.models.inputs import (
     BICUBIC,
     as_chw,
@@ -45,13 +46,13 @@ from sf_platform.models.inputs import (
     resize,
     stacked_inputs,
 )
-from sf_platform.models.loading import base_meta, load_transformers, model_ref
+from sf_platform.models.loading import LoadedModel, load_transformers, model_ref
+from sf_platform.models.op import LoadImage, ModelOp, Plan
 
 # 2% aspect-ratio difference: what rounding a 4:3 image to a sensor's 640x480 (or a resize to
 # a multiple of 8/14) can produce; anything larger means a rotated or cropped map.
 ASPECT_TOLERANCE = 0.02
 
-LoadImage = Callable[[dict], np.ndarray]
 ReadDepth = Callable[[str], np.ndarray]
 
 
@@ -119,39 +120,45 @@ def dpt_input_size(processor) -> Callable[[int, int], tuple[int, int]]:
     return size
 
 
-def run_depth(
-    images: pa.Table,
-    cfg: ModelsConfig,
-    load_image: LoadImage,
-    read_given_depth: ReadDepth,
-    *,
-    tiny_dir: str | None = None,
-) -> tuple[pa.Table, dict[str, Any]]:
-    """DEPTH table (one row per image with a usable map) and the op's metadata."""
-    rows_in = images.to_pylist()
-    given = [r for r in rows_in if r.get("depth_uri")]
-    todo = [r for r in rows_in if not r.get("depth_uri")]
-    out: dict[str, dict] = {}
-    quarantine: list[dict] = []
+class DepthOp(ModelOp):
+    """Given maps pass through; every other image goes through Depth-Anything-V2."""
 
-    for img, depth in zip(given, prefetch(lambda r: read_given_depth(r["depth_uri"]), given)):
-        row, bad = given_depth_row(img, depth)
-        if row is not None:
-            out[img["image_id"]] = row
-        else:
-            quarantine.append(bad)
+    op = "depth"
 
-    loaded = runtime = runner = None
-    if todo:
-        runtime = resolve_runtime(cfg.device)
-        ref, tiny = model_ref(cfg, "depth", tiny_dir)
+    @classmethod
+    def output_settings(cls, cfg: ModelsConfig) -> dict[str, Any]:
+        return super().output_settings(cfg) | {"aspect_tolerance": ASPECT_TOLERANCE, "map_max_side": DEPTH_MAX_SIDE}
+
+    def __init__(self, cfg: ModelsConfig, load_image: LoadImage, read_given_depth: ReadDepth, **kw):
+        super().__init__(cfg, load_image, **kw)
+        self.read_given_depth = read_given_depth
+
+    def plan(self, images: pa.Table, objects: pa.Table | None) -> Plan:
+        rows_in = images.to_pylist()
+        given = [r for r in rows_in if r.get("depth_uri")]
+        out: dict[str, dict] = {}
+        quarantine: list[dict] = []
+        for img, depth in zip(given, prefetch(lambda r: self.read_given_depth(r["depth_uri"]), given)):
+            row, bad = given_depth_row(img, depth)
+            if row is not None:
+                out[img["image_id"]] = row
+            else:
+                quarantine.append(bad)
+        todo = [r for r in rows_in if not r.get("depth_uri")]
+        return Plan(todo, {"rows_in": rows_in, "given": given, "out": out, "quarantine": quarantine})
+
+    def load(self, runtime: Runtime) -> LoadedModel:
+        ref, tiny = model_ref(self.cfg, "depth", self.tiny_dir)
         from transformers import AutoImageProcessor, DepthAnythingForDepthEstimation
 
-        loaded = load_transformers(DepthAnythingForDepthEstimation, AutoImageProcessor, ref, op="depth",
-                                   runtime=runtime, revision=cfg.depth.revision, tiny=tiny)
+        return load_transformers(DepthAnythingForDepthEstimation, AutoImageProcessor, ref, op="depth",
+                                 runtime=runtime, revision=self.cfg.depth.revision, tiny=tiny)
+
+    def run_batches(self, plan: Plan, loaded: LoadedModel, runtime: Runtime) -> tuple[list, BatchRunner]:
         kind = "metric" if loaded.model.config.depth_estimation_type == "metric" else "disparity"
         processor, model = loaded.processor, loaded.model
         input_size = dpt_input_size(processor)
+        load_image = self.load_image
 
         def prepare(img: dict) -> dict:
             image = load_for_model(load_image, img, lambda w, h: input_size(h, w)[::-1])
@@ -175,16 +182,34 @@ def run_depth(
                                       small.half().cpu().numpy()))
             return res
 
-        ordered = sorted(todo, key=lambda r: (r["width"] / r["height"], r["width"], r["height"], r["image_id"]))
-        rows, runner = run_pipeline(ordered, prepare, forward, cfg.depth.batch_size,
-                                    key=lambda b: b["size"])
-        out.update({r["image_id"]: r for r in rows})
+        ordered = sorted(plan.todo, key=lambda r: (r["width"] / r["height"], r["width"], r["height"], r["image_id"]))
+        return run_batches(ordered, prepare, forward, self.cfg.depth.batch_size, key=lambda b: b["size"])
 
-    table = pa.Table.from_pylist([out[r["image_id"]] for r in rows_in if r["image_id"] in out], schema=schemas.DEPTH)
-    meta = base_meta("depth", loaded, runtime, cfg) | (runner.meta() if runner else {"batch_size": cfg.depth.batch_size})
-    meta["counts"] = {"images": len(rows_in), "given": len(given) - len(quarantine), "predicted": len(todo),
-                      "quarantined": len(quarantine)}
-    meta["quarantine"] = quarantine
-    if loaded is None and given:
-        meta["model"] = "given"
-    return table, meta
+    def summary(self, meta: dict[str, Any]) -> str:
+        n = meta["counts"]
+        return f"depth: {n['images']} images, {n['predicted']} model / {n['given']} given, {n['quarantined']} rejected"
+
+    def attach(self, plan: Plan, outputs: list, loaded: LoadedModel | None) -> tuple[pa.Table, dict[str, Any]]:
+        out, rows_in, quarantine = plan.data["out"], plan.data["rows_in"], plan.data["quarantine"]
+        out.update({r["image_id"]: r for r in outputs})
+        table = pa.Table.from_pylist([out[r["image_id"]] for r in rows_in if r["image_id"] in out],
+                                     schema=schemas.DEPTH)
+        given = plan.data["given"]
+        meta: dict[str, Any] = {"counts": {"images": len(rows_in), "given": len(given) - len(quarantine),
+                                           "predicted": len(plan.todo), "quarantined": len(quarantine)},
+                                "quarantine": quarantine}
+        if loaded is None and given:
+            meta["model"] = "given"
+        return table, meta
+
+
+def run_depth(
+    images: pa.Table,
+    cfg: ModelsConfig,
+    load_image: LoadImage,
+    read_given_depth: ReadDepth,
+    *,
+    tiny_dir: str | None = None,
+) -> tuple[pa.Table, dict[str, Any]]:
+    """DEPTH table (one row per image with a usable map) and the op's metadata."""
+    return DepthOp(cfg, load_image, read_given_depth, tiny_dir=tiny_dir).run(images)

@@ -57,7 +57,7 @@ from sf_platform.quality.derived import (
 from sf_platform.quality.gx_runner import run_checks
 from sf_platform.quality.types import ERROR, WARN, Check, ExpectationOutcome
 
-__all__ = ["ERROR", "WARN", "Check", "ExpectationOutcome", "ValidationReport", "validate_qa", "balance_min_rows"]
+__all__ = ["ERROR", "WARN", "Check", "ExpectationOutcome", "ValidationReport", "balance_min_rows", "validate_qa"]
 
 # Balance needs this many standard deviations of a fair coin inside the band (see module doc).
 BALANCE_SIGMAS = 4.0

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from sf_platform.models.batching import BatchRunner, is_oom, prefetch, run_pipeline, stream_batches
+from sf_platform.models.batching import BatchRunner, is_oom, prefetch, run_batches, stream_batches
 
 
 def oom_above(k: int, exc=torch.cuda.OutOfMemoryError):
@@ -87,8 +87,8 @@ def test_stream_batches_splits_on_key_and_size():
     assert [[v for _, v in b] for b in batches] == [[1, 2], [3], [4, 5]]
 
 
-def test_run_pipeline_expands_lists_and_backs_off():
+def test_run_batches_expands_lists_and_backs_off():
     forward, _ = oom_above(2)
-    out, runner = run_pipeline([1, 2, 3], lambda x: [x, x + 100], forward, batch_size=8)
+    out, runner = run_batches([1, 2, 3], lambda x: [x, x + 100], forward, batch_size=8)
     assert out == [10, 1010, 20, 1020, 30, 1030]
     assert runner.batch_size == 2

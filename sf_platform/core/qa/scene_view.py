@@ -25,65 +25,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sf_platform.core import schemas
-from sf_platform.core.arrays import numpy_filled as _np
-from sf_platform.core.arrays import single_chunk as _strings
+from sf_platform.core.arrays import numpy_filled, single_chunk
 from sf_platform.core.facing import FACINGS as FACING
 from sf_platform.core.instances import FACT_INPUTS, INSTANCE_COLUMNS, boxes_1000, instance_facts
+from sf_platform.core.qa.groups import (
+    expand_ranges,
+    group_ids,
+    group_starts,
+    others_max,
+    others_min,
+)
 from sf_platform.core.qa.ids import combine, hash_strings
 from sf_platform.core.qa.settings import QASettings
 
 FACING_TOWARD, FACING_AWAY, FACING_LEFT, FACING_RIGHT = range(len(FACING))
+__all__ = ["FACING", "SceneView", "clearly_left_of", "expand_ranges", "group_ids", "group_starts",
+           "others_max", "others_min"]
 SORT_KEYS = [
     ("source", "ascending"),
     ("shard", "ascending"),
     ("image_id", "ascending"),
     ("object_id", "ascending"),
 ]
-
-
-def group_starts(keys: np.ndarray) -> np.ndarray:
-    """Start offsets (plus the end) of runs of equal values in a sorted key array."""
-    n = len(keys)
-    if n == 0:
-        return np.zeros(1, dtype=np.int64)
-    new = np.r_[True, keys[1:] != keys[:-1]]
-    return np.r_[np.flatnonzero(new), n].astype(np.int64)
-
-
-def group_ids(keys: np.ndarray) -> np.ndarray:
-    """Dense run ids (0, 0, 1, 2, 2, ...) of a sorted key array."""
-    if len(keys) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.cumsum(np.r_[True, keys[1:] != keys[:-1]]) - 1
-
-
-def others_min(group: np.ndarray, values: np.ndarray, member: np.ndarray) -> np.ndarray:
-    """For each member, the smallest value among the *other* members of its group (inf if none).
-
-    Lets "is this the leftmost chair, and by how much" be decided for every object at once: an
-    object is an extreme with a clear margin iff its value beats ``others_min`` by the margin.
-    """
-    out = np.full(len(values), np.inf)
-    idx = np.flatnonzero(member)
-    if idx.size == 0:
-        return out
-    g, v = group[idx], values[idx]
-    o = np.lexsort((idx, v, g))
-    si, sg, sv = idx[o], g[o], v[o]
-    starts = group_starts(sg)[:-1]
-    sizes = np.diff(np.r_[starts, len(sg)])
-    gid = group_ids(sg)
-    first = sv[starts]
-    second = np.where(sizes >= 2, sv[np.minimum(starts + 1, len(sv) - 1)], np.inf)
-    is_first = np.zeros(len(sg), dtype=bool)
-    is_first[starts] = True
-    out[si] = np.where(is_first, second[gid], first[gid])
-    return out
-
-
-def others_max(group: np.ndarray, values: np.ndarray, member: np.ndarray) -> np.ndarray:
-    """Largest value among the other members of each member's group (-inf if none)."""
-    return -others_min(group, -np.asarray(values, dtype=np.float64), member)
 
 
 def clearly_left_of(
@@ -149,7 +112,7 @@ class SceneView:
         field = schemas.SCENE.field(name)
         if name not in self._scene.column_names:
             return pa.nulls(self.n, field.type)
-        c = _strings(self._scene.column(name))
+        c = single_chunk(self._scene.column(name))
         if c.type != field.type:
             try:
                 c = c.cast(field.type)
@@ -185,14 +148,14 @@ class SceneView:
     # -- categories ------------------------------------------------------------------------
     @cached_property
     def category(self) -> pa.Array:
-        return _strings(self.column("category"))
+        return single_chunk(self.column("category"))
 
     @cached_property
     def _categories(self) -> tuple[np.ndarray, list[str]]:
         cat = self.category
         names = sorted(set(pc.unique(cat.drop_null()).to_pylist()))
         code = pc.index_in(cat, value_set=pa.array(names, type=pa.string()))
-        codes = _np(code, len(names), np.int64)
+        codes = numpy_filled(code, len(names), np.int64)
         return codes, names
 
     @property
@@ -242,7 +205,7 @@ class SceneView:
         )
         if not stored:
             return instance_facts(pa.table({c: self.column(c) for c in FACT_INPUTS}))
-        return {c: _np(self.column(c), False if schemas.SCENE.field(c).type == pa.bool_() else 0,
+        return {c: numpy_filled(self.column(c), False if schemas.SCENE.field(c).type == pa.bool_() else 0,
                        bool if schemas.SCENE.field(c).type == pa.bool_() else np.int64) for c in names}
 
     @property
@@ -273,7 +236,7 @@ class SceneView:
 
     # -- flags and geometry ----------------------------------------------------------------
     def flag(self, name: str) -> np.ndarray:
-        return _np(self.column(name), False, bool)
+        return numpy_filled(self.column(name), False, bool)
 
     def clearly_left_of(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:func:`clearly_left_of` of objects ``i`` and ``j`` under this view's settings."""
@@ -288,7 +251,7 @@ class SceneView:
 
     @cached_property
     def bbox_1000(self) -> pa.Array:
-        return _strings(self.column("bbox_1000"))
+        return single_chunk(self.column("bbox_1000"))
 
     @cached_property
     def _boxes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -323,12 +286,12 @@ class SceneView:
     @cached_property
     def _depth(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         s = self.settings
-        d = _np(self.column("depth_median"), np.nan, np.float64)
+        d = numpy_filled(self.column("depth_median"), np.nan, np.float64)
         kind = self.column("depth_kind")
-        metric = _np(pc.equal(kind, "metric"), False, bool)
-        disp = _np(pc.equal(kind, "disparity"), False, bool)
-        dmin = _np(self.column("image_depth_min"), np.nan, np.float64)
-        dmax = _np(self.column("image_depth_max"), np.nan, np.float64)
+        metric = numpy_filled(pc.equal(kind, "metric"), False, bool)
+        disp = numpy_filled(pc.equal(kind, "disparity"), False, bool)
+        dmin = numpy_filled(self.column("image_depth_min"), np.nan, np.float64)
+        dmax = numpy_filled(self.column("image_depth_max"), np.nan, np.float64)
         rng = dmax - dmin
         with np.errstate(divide="ignore", invalid="ignore"):
             score = np.where(
@@ -369,28 +332,28 @@ class SceneView:
 
     @cached_property
     def depth(self) -> np.ndarray:
-        return _np(self.column("depth_median"), np.nan, np.float64)
+        return numpy_filled(self.column("depth_median"), np.nan, np.float64)
 
     # -- people -----------------------------------------------------------------------------
     @cached_property
     def facing(self) -> np.ndarray:
         """0 toward, 1 away, 2 left (faces image-left), 3 right; -1 unknown / none."""
-        code = pc.index_in(_strings(self.column("facing")), value_set=pa.array(FACING))
-        return _np(code, -1, np.int64)
+        code = pc.index_in(single_chunk(self.column("facing")), value_set=pa.array(FACING))
+        return numpy_filled(code, -1, np.int64)
 
     @cached_property
     def facing_confidence(self) -> np.ndarray:
-        return _np(self.column("facing_confidence"), 0.0, np.float64)
+        return numpy_filled(self.column("facing_confidence"), 0.0, np.float64)
 
     # -- image-level counts (PixMo) --------------------------------------------------------
     @cached_property
     def image_count(self) -> np.ndarray:
-        col = _strings(self.column("image_count")).take(pa.array(self.img_starts[:-1]))
-        return _np(col, -1, np.int64)
+        col = single_chunk(self.column("image_count")).take(pa.array(self.img_starts[:-1]))
+        return numpy_filled(col, -1, np.int64)
 
     @cached_property
     def image_count_label(self) -> pa.Array:
-        return _strings(self.column("image_count_label")).take(pa.array(self.img_starts[:-1]))
+        return single_chunk(self.column("image_count_label")).take(pa.array(self.img_starts[:-1]))
 
     # -- pairs ------------------------------------------------------------------------------
     def image_pairs(self, member: np.ndarray, max_per_image: int) -> tuple[np.ndarray, np.ndarray]:
@@ -418,11 +381,3 @@ class SceneView:
         block = np.repeat(np.cumsum(cnt) - cnt, cnt)
         right = left + 1 + (np.arange(len(left)) - block)
         return idx[left], idx[right]
-
-
-def expand_ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + k)`` for each (start, size), without a Python loop."""
-    starts = np.asarray(starts, dtype=np.int64)
-    sizes = np.asarray(sizes, dtype=np.int64)
-    before = np.cumsum(sizes) - sizes
-    return np.repeat(starts - before, sizes) + np.arange(int(sizes.sum()), dtype=np.int64)

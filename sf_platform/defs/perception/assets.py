@@ -1,29 +1,48 @@
-"""Perception: the four GPU-tagged model assets and the per-object scene table.
+"""Perception: the four GPU-tagged model assets and the per-object scene table, from one factory.
 
 Each model asset runs in the ``gpu`` concurrency pool and carries the ``dagster-k8s/config``
 tag that asks Kubernetes for one ``nvidia.com/gpu`` (node selector and tolerations from the
 ``models.k8s`` config).  The ops themselves pick CUDA when present and fall back to CPU, and a
 source that already provides the input (boxes, depth maps, keypoints) passes it through.
+
+Every asset is a :class:`PerceptionStep` built by :func:`build_perception_asset`: its inputs by
+name, a compute function returning (table, metadata, one-line summary), and its own
+``code_version`` made of the op's version and the settings that decide its output
+(``ModelOp.code_version``, ``core.scene.scene_code_version``), so a new depth model re-runs
+depth and what reads it, never detection or masks.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import dagster as dg
 import pyarrow as pa
 
 from sf_platform.config import Config
 from sf_platform.core.depth_io import read_depth_map
-from sf_platform.core.scene import build_scene
+from sf_platform.core.scene import build_scene, scene_code_version
 from sf_platform.defs.gpu_tags import gpu_op_tags
 from sf_platform.defs.metadata import plain
 from sf_platform.defs.partitions import shards
 from sf_platform.defs.resources import PlatformResource
-from sf_platform.models.depth import run_depth
-from sf_platform.models.detection import run_detections
+from sf_platform.models.depth import DepthOp
+from sf_platform.models.detection import DetectionOp
 from sf_platform.models.inputs import ImageLoader
-from sf_platform.models.masks import run_masks
-from sf_platform.models.pose import run_poses
+from sf_platform.models.masks import MasksOp
+from sf_platform.models.op import ModelOp
+from sf_platform.models.pose import PoseOp
 
-PERCEPTION_CODE_VERSION = "1"
+Computed = tuple[pa.Table, dict, str]  # table, metadata, one-line summary
+
+
+@dataclass(frozen=True)
+class PerceptionStep:
+    name: str
+    inputs: tuple[str, ...]
+    description: str
+    code_version: Callable[[Config], str]
+    compute: Callable[[Config, dict[str, pa.Table]], Computed]
+    gpu: bool = True
 
 
 def _image_loader(cfg: Config) -> ImageLoader:
@@ -31,56 +50,66 @@ def _image_loader(cfg: Config) -> ImageLoader:
     return ImageLoader(cfg.s3)
 
 
+def _model_step(name: str, op_cls: type[ModelOp], inputs: tuple[str, ...], description: str,
+                make: Callable[[Config], ModelOp] | None = None) -> PerceptionStep:
+    """A model asset: ``op_cls`` run on ``inputs`` (images first), summarised by the op."""
+
+    def compute(c: Config, t: dict[str, pa.Table]) -> Computed:
+        op = make(c) if make else op_cls(c.models, _image_loader(c))
+        table, meta = op.run(*(t[n] for n in inputs))
+        return table, meta, op.summary(meta)
+
+    return PerceptionStep(name, inputs, description, lambda c: op_cls.code_version(c.models), compute)
+
+
+def _scene(c: Config, t: dict[str, pa.Table]) -> Computed:
+    table = build_scene(t["images"], t["detections"], t["masks"], t["depth"], t["poses"], c.qa)
+    kinds = sorted(set(table.column("depth_kind").drop_null().to_pylist())) if table.num_rows else []
+    images = len(set(table.column("image_id").to_pylist()))
+    summary = f"scene: {table.num_rows} objects on {images} images, depth kinds {kinds or 'none'}"
+    return table, {"objects": table.num_rows, "depth_kinds": kinds}, summary
+
+
+STEPS = (
+    _model_step("detections", DetectionOp, ("images", "objects"),
+                "Boxes for sources that give labels/points but no boxes (open-vocabulary detector); "
+                "other objects pass through."),
+    _model_step("masks", MasksOp, ("images", "detections"),
+                "Segment Anything masks prompted by each object's box (or point); compact bitmap + "
+                "area + predicted IoU + box IoU."),
+    _model_step("depth", DepthOp, ("images",),
+                "Depth-Anything-V2 maps (disparity or metric), or the source's own depth maps "
+                "(provenance 'given').",
+                make=lambda c: DepthOp(c.models, _image_loader(c), lambda uri: read_depth_map(uri, c.s3))),
+    _model_step("poses", PoseOp, ("images", "detections"),
+                "Person keypoints (ViTPose, or given COCO keypoints) and a facing estimate with a "
+                "confidence."),
+    PerceptionStep("scene", ("images", "detections", "masks", "depth", "poses"),
+                   "One row per object: box, mask stats, depth statistics over the object's pixels, "
+                   "instance facts, ranks, facing. The only input of QA generation.",
+                   lambda c: scene_code_version(c.qa), _scene, gpu=False),
+)
+
+
+def build_perception_asset(step: PerceptionStep, cfg: Config) -> dg.AssetsDefinition:
+    gpu = {"pool": "gpu", "op_tags": gpu_op_tags(cfg.models.k8s)} if step.gpu else {}
+
+    @dg.asset(
+        name=step.name,
+        partitions_def=shards,
+        group_name="perception",
+        code_version=step.code_version(cfg),
+        ins={name: dg.AssetIn(name) for name in step.inputs},
+        description=step.description,
+        **gpu,
+    )
+    def _asset(context: dg.AssetExecutionContext, platform: PlatformResource, **inputs: pa.Table) -> dg.Output:
+        table, meta, summary = step.compute(platform.load(), inputs)
+        context.log.info(summary)
+        return dg.Output(table, metadata=plain(meta))
+
+    return _asset
+
+
 def build_perception_assets(cfg: Config) -> list[dg.AssetsDefinition]:
-    tags = gpu_op_tags(cfg.models.k8s)
-    gpu = {"partitions_def": shards, "group_name": "perception", "pool": "gpu", "op_tags": tags,
-               "code_version": PERCEPTION_CODE_VERSION}
-
-    @dg.asset(**gpu, description="Boxes for sources that give labels/points but no boxes "
-              "(open-vocabulary detector); other objects pass through.")
-    def detections(context: dg.AssetExecutionContext, platform: PlatformResource,
-                   images: pa.Table, objects: pa.Table) -> dg.Output:
-        c = platform.load()
-        table, meta = run_detections(images, objects, c.models, _image_loader(c))
-        return dg.Output(table, metadata=plain(meta))
-
-    @dg.asset(**gpu, description="Segment Anything masks prompted by each object's box "
-              "(or point); compact bitmap + area + predicted IoU + box IoU.")
-    def masks(context: dg.AssetExecutionContext, platform: PlatformResource,
-              images: pa.Table, detections: pa.Table) -> dg.Output:
-        c = platform.load()
-        table, meta = run_masks(images, detections, c.models, _image_loader(c))
-        return dg.Output(table, metadata=plain(meta))
-
-    @dg.asset(**gpu, description="Depth-Anything-V2 maps (disparity or metric), or the "
-              "source's own depth maps (provenance 'given').")
-    def depth(context: dg.AssetExecutionContext, platform: PlatformResource,
-              images: pa.Table) -> dg.Output:
-        c = platform.load()
-        table, meta = run_depth(images, c.models, _image_loader(c),
-                                lambda uri: read_depth_map(uri, c.s3))
-        # Curation already quarantines bad given depth maps; anything the op still rejects is
-        # listed here rather than dropped silently.
-        rejected = meta.pop("quarantine", [])
-        meta["rejected_depth_maps"] = rejected
-        return dg.Output(table, metadata=plain(meta))
-
-    @dg.asset(**gpu, description="Person keypoints (ViTPose, or given COCO keypoints) and a "
-              "facing estimate with a confidence.")
-    def poses(context: dg.AssetExecutionContext, platform: PlatformResource,
-              images: pa.Table, detections: pa.Table) -> dg.Output:
-        c = platform.load()
-        table, meta = run_poses(images, detections, c.models, _image_loader(c))
-        return dg.Output(table, metadata=plain(meta))
-
-    @dg.asset(partitions_def=shards, group_name="perception", code_version=PERCEPTION_CODE_VERSION,
-              description="One row per object: box, mask stats, depth statistics over the "
-              "object's pixels, uniqueness, ranks, facing. The only input of QA generation.")
-    def scene(context: dg.AssetExecutionContext, platform: PlatformResource, images: pa.Table,
-              detections: pa.Table, masks: pa.Table, depth: pa.Table, poses: pa.Table) -> dg.Output:
-        c = platform.load()
-        table = build_scene(images, detections, masks, depth, poses, c.qa)
-        kinds = sorted(set(table.column("depth_kind").drop_null().to_pylist())) if table.num_rows else []
-        return dg.Output(table, metadata=plain({"objects": table.num_rows, "depth_kinds": kinds}))
-
-    return [detections, masks, depth, poses, scene]
+    return [build_perception_asset(step, cfg) for step in STEPS]
