@@ -99,7 +99,8 @@ def build_scene(
     settings = settings or _Defaults()
     image_rows = {r["image_id"]: r for r in images.to_pylist()}
     mask_rows = _index(masks, "image_id", "object_id")
-    depth_rows = _index(depth, "image_id")
+    # Images without a map (depth_status "skipped") get no depth statistics.
+    depth_rows = _index(depth.filter(depth.column("depth_map").is_valid()) if depth is not None else None, "image_id")
     pose_rows = _index(poses, "image_id", "object_id")
     maps: dict[str, np.ndarray] = {}
 

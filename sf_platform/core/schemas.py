@@ -138,6 +138,11 @@ DEPTH = pa.schema(
         ("depth_provenance", pa.string()),  # "given" | model id
         ("depth_min", pa.float32()),
         ("depth_max", pa.float32()),
+        # "given" | "estimated" | "skipped" (no map: the source's depth_policy is skip).  A map
+        # the depth op rejected, or a skip, carries why (a core.depth_io / models.depth reason).
+        ("depth_status", pa.string()),
+        ("depth_reason", pa.string()),
+        ("depth_detail", pa.string()),
     ]
 )
 

@@ -72,7 +72,7 @@ def test_hand_built_scene_depth_counts_ranks_facing():
         {"object_id": "cup", "image_id": "A", "category": "cup", "points": [{"x": 60.0, "y": 30.0}]},
         {"object_id": "gone", "image_id": "Z", "category": "cup", "bbox_px": [1, 1, 5, 5]},  # image quarantined
     ], W, H)
-    depth_t, dmeta = run_depth(images, NO_MODELS, no_image, lambda uri: depth)
+    depth_t, dmeta = run_depth(images, NO_MODELS, no_image, lambda row: depth)
     masks_t, _ = run_masks(images, objects, NO_MODELS, no_image)
     poses_t, _ = run_poses(images, objects, NO_MODELS, no_image)
     assert dmeta["model"] == "given" and not dmeta["model_loaded"]
@@ -213,7 +213,7 @@ def test_synthetic_scenes_depth_and_facing_match_ground_truth(tmp_path):
          "is_crowd": g["is_crowd"], "is_truncated": g["is_truncated"], "keypoints": g["keypoints"]}
         for g in gt
     ], 640, 480)
-    depth_t, _ = run_depth(images, NO_MODELS, no_image, lambda uri: np.load(uri, allow_pickle=False))
+    depth_t, _ = run_depth(images, NO_MODELS, no_image, lambda row: np.load(row["depth_uri"], allow_pickle=False))
     masks_t, _ = run_masks(images, objects, NO_MODELS, no_image)
     poses_t, pmeta = run_poses(images, objects, NO_MODELS, no_image)
     assert pmeta["counts"]["estimated"] == 0

@@ -74,7 +74,7 @@ def curated(context: dg.AssetExecutionContext, platform: PlatformResource):
     # generator's images/ folder, not the configured output folder).
     cur = curate_shard(
         raw.images, raw.objects, raw.quarantine, summary.images_root or src.images, cfg.s3,
-        src.annotation_frame,
+        src.annotation_frame, gives_depth=src.gives_depth, depth_unit=src.depth_unit,
     )
     shard_hash = summary.shards[shard]
     common = {"shard_hash": dg.MetadataValue.text(shard_hash)}

@@ -50,8 +50,24 @@ def _image_loader(cfg: Config) -> ImageLoader:
     return ImageLoader(cfg.s3)
 
 
+def _depth_op(c: Config) -> DepthOp:
+    """Given maps read in their source's ``depth_unit``; images without one follow their
+    source's ``depth_policy``."""
+    return DepthOp(
+        c.models, _image_loader(c),
+        lambda row: read_depth_map(row["depth_uri"], c.s3, c.source(row["source"]).depth_unit),
+        skips=lambda row: c.depth_policy(row["source"]) == "skip",
+    )
+
+
+def _depth_code_version(c: Config) -> str:
+    given = {s.name: [c.depth_policy(s.name), s.depth_unit] for s in c.sources if s.gives_depth}
+    return DepthOp.code_version(c.models, given_depth=given)
+
+
 def _model_step(name: str, op_cls: type[ModelOp], inputs: tuple[str, ...], description: str,
-                make: Callable[[Config], ModelOp] | None = None) -> PerceptionStep:
+                make: Callable[[Config], ModelOp] | None = None,
+                code_version: Callable[[Config], str] | None = None) -> PerceptionStep:
     """A model asset: ``op_cls`` run on ``inputs`` (images first), summarised by the op."""
 
     def compute(c: Config, t: dict[str, pa.Table]) -> Computed:
@@ -59,7 +75,8 @@ def _model_step(name: str, op_cls: type[ModelOp], inputs: tuple[str, ...], descr
         table, meta = op.run(*(t[n] for n in inputs))
         return table, meta, op.summary(meta)
 
-    return PerceptionStep(name, inputs, description, lambda c: op_cls.code_version(c.models), compute)
+    return PerceptionStep(name, inputs, description, code_version or (lambda c: op_cls.code_version(c.models)),
+                          compute)
 
 
 def _scene(c: Config, t: dict[str, pa.Table]) -> Computed:
@@ -80,7 +97,7 @@ STEPS = (
     _model_step("depth", DepthOp, ("images",),
                 "Depth-Anything-V2 maps (disparity or metric), or the source's own depth maps "
                 "(provenance 'given').",
-                make=lambda c: DepthOp(c.models, _image_loader(c), lambda uri: read_depth_map(uri, c.s3))),
+                make=_depth_op, code_version=_depth_code_version),
     _model_step("poses", PoseOp, ("images", "detections"),
                 "Person keypoints (ViTPose, or given COCO keypoints) and a facing estimate with a "
                 "confidence."),
