@@ -30,10 +30,8 @@ from sf_platform.quality.answers import (
     UNPARSEABLE,
     AllowedAnswers,
     answer_codes,
-    box_strings,
     grounding_box_diff,
     parse_count,
-    parse_grounding,
     polarity,
     yes_share_signal,
 )
@@ -50,25 +48,6 @@ from sf_platform.quality.columns import (
     _take_or_null,
     stripped_bytes,
 )
-
-# Re-exported: the derived columns' building blocks, tested one by one.
-__all__ = [
-    "UNPARSEABLE",
-    "AllowedAnswers",
-    "DerivedFrames",
-    "_box_columns",
-    "_take",
-    "answer_codes",
-    "box_strings",
-    "derive",
-    "grounding_box_diff",
-    "parse_count",
-    "parse_grounding",
-    "polarity",
-    "scene_columns",
-    "stripped_bytes",
-    "yes_share_signal",
-]
 
 TWO_OBJECT_TASKS = ("near_far", "left_right")
 LEFT_RIGHT_TASKS = ("left_right", "perspective")
