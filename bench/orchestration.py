@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from machine import describe  # bench/machine.py
 
 

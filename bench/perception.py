@@ -212,10 +212,14 @@ def run_op(op: str, models: dict, images, objects, cfg: ModelsConfig, load):
         objs = [o for o in objects.to_pylist() if o["bbox_px"] is not None or o["points"]]
         from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder
 
+        from sf_platform.models.op import group_by_image
+
         # SAM's forward is its three modules: image encoder, prompt encoder, mask decoder.
         with ForwardTimer(ImageEncoderViT) as enc, ForwardTimer(PromptEncoder) as pro, ForwardTimer(MaskDecoder) as dec:
             t0 = time.perf_counter()
-            masks_op.run_sam(sam, runtime, images, objs, load, cfg.masks.batch_size, "sam:bench")
+            image_rows, by_image = group_by_image(objs, images)
+            masks_op.run_sam(sam, runtime, sorted(by_image), image_rows, by_image, load, cfg.masks.batch_size,
+                             "sam:bench")
             total = time.perf_counter() - t0
         parts = (enc, pro, dec)
         return total, sum(p.seconds for p in parts), sum(p.cpu_seconds for p in parts)

@@ -37,6 +37,15 @@ def _load(config_path: str):
         raise click.ClickException(str(exc)) from None
 
 
+def _check_models(cfg) -> None:
+    """Fail before any shard runs when a model the sources need cannot be loaded."""
+    from sf_platform.models.loading import check_loadable
+
+    problems = check_loadable(cfg)
+    if problems:
+        raise click.ClickException("models the configured sources need are not available:\n" + "\n".join(problems))
+
+
 @click.group()
 def main() -> None:
     """sf_platform: spatial-reasoning QA datasets on Dagster."""
@@ -55,6 +64,7 @@ def run(config_path, dagster_home, release_version, allow_tiny, force, only_sour
     from sf_platform.runner import run_pipeline
 
     cfg = _load(config_path)
+    _check_models(cfg)
     home = _prepare_instance(dagster_home)
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
     result = run_pipeline(

@@ -56,6 +56,20 @@ class SourceConfig(_Strict):
     seed: int = 0
     # synthetic only: every k-th photo is stored rotated with an EXIF orientation tag (0: none).
     rotated_every: int = Field(default=0, ge=0)
+    # Given depth maps: the unit their numbers are in.  A float .npy is metres and a 16-bit PNG
+    # millimetres by convention; an integer .npy says nothing about its unit (a millimetre map
+    # read as metres puts a chair 1,000x too far), so it is rejected unless this is set.
+    depth_unit: Literal["m", "mm"] | None = None
+    # Given depth maps: what an image without a valid map gets.  "model": the depth model
+    # estimates it (the default when depth weights are configured); "skip": no depth, so
+    # near/far and perspective's front/behind skip the image (the default otherwise).  Either
+    # way curation records the image in the quarantine table (depth_missing / depth_* reasons).
+    depth_policy: Literal["model", "skip"] | None = None
+
+    @property
+    def gives_depth(self) -> bool:
+        """The source ships depth maps (its own folder, or the synthetic generator's)."""
+        return bool(self.depth) or self.format == "synthetic"
 
     @model_validator(mode="after")
     def _required_per_format(self) -> SourceConfig:
@@ -110,6 +124,10 @@ class ModelsConfig(_Strict):
     depth: OpConfig = OpConfig(model="depth-anything/Depth-Anything-V2-Small-hf", batch_size=32)
     pose: OpConfig = OpConfig(model="usyd-community/vitpose-base-simple", batch_size=32)
     k8s: K8sConfig = K8sConfig()
+
+    @property
+    def depth_weights_configured(self) -> bool:
+        return self.profile == "tiny" or bool(self.depth.model)
 
 
 class CeleryConfig(_Strict):
@@ -197,6 +215,16 @@ class Config(_Strict):
         if "://" in v and not v.startswith(("file://", "s3://")):
             raise ValueError(f"storage must be file://... or s3://bucket/prefix, got {v!r}")
         return v
+
+    def depth_policy(self, name: str) -> Literal["model", "skip"]:
+        """What an image of source ``name`` without a valid given depth map gets (see
+        ``SourceConfig.depth_policy``); sources without given depth always use the model."""
+        src = self.source(name)
+        if not src.gives_depth:
+            return "model"
+        if src.depth_policy is not None:
+            return src.depth_policy
+        return "model" if self.models.depth_weights_configured else "skip"
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:

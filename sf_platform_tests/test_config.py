@@ -75,3 +75,25 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_config(tmp_path / "absent.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_write(tmp_path, "sources: [unclosed"))
+
+
+def test_depth_unit_and_policy(tmp_path):
+    """depth_policy defaults to model when depth weights are configured, else skip; sources
+    without given depth always use the model; misspelt values fail at load."""
+    images = tmp_path / "img"
+    images.mkdir()
+    base = {"name": "rgbd", "format": "objects365", "images": str(images), "annotations": str(images),
+            "depth": str(images)}
+    plain = {"name": "plain", "format": "objects365", "images": str(images), "annotations": str(images)}
+    cfg = parse_config({"sources": [base | {"depth_unit": "mm"}, plain]}, tmp_path)
+    assert cfg.source("rgbd").depth_unit == "mm" and cfg.source("rgbd").gives_depth
+    assert cfg.depth_policy("rgbd") == "model" and cfg.depth_policy("plain") == "model"  # default weights
+    none = {"depth": {"model": None}}
+    cfg = parse_config({"sources": [base, plain], "models": none}, tmp_path)
+    assert cfg.depth_policy("rgbd") == "skip" and cfg.depth_policy("plain") == "model"
+    cfg = parse_config({"sources": [base | {"depth_policy": "model"}], "models": none}, tmp_path)
+    assert cfg.depth_policy("rgbd") == "model"
+    assert parse_config({"sources": [base], "models": none | {"profile": "tiny"}}, tmp_path).depth_policy("rgbd") == "model"
+    for key, value in (("depth_unit", "cm"), ("depth_policy", "guess")):
+        with pytest.raises(ConfigError, match=f"sources\\[0\\].{key}"):
+            parse_config({"sources": [base | {key: value}]}, tmp_path)

@@ -51,7 +51,7 @@ def pipeline(tmp_path_factory):
 
     objects, _ = run_detections(cur.images, cur.objects, cfg.models, load)
     masks, _ = run_masks(cur.images, objects, cfg.models, load)
-    depth, _ = run_depth(cur.images, cfg.models, load, read_depth_map)
+    depth, _ = run_depth(cur.images, cfg.models, load, lambda row: read_depth_map(row["depth_uri"]))
     poses, _ = run_poses(cur.images, objects, cfg.models, load)
     settings = QASettings()
     scene = build_scene(cur.images, objects, masks, depth, poses, settings)

@@ -7,7 +7,9 @@ and ``OBJECTS`` tables plus one ``QUARANTINE`` table holding the reader's rows a
 Nothing is lost silently: every input image is either in ``images`` or has a quarantine row of
 kind ``image``; every input object is either in ``objects`` or has a row of kind ``object``.
 A bad depth map does not cost its image: the image is kept with ``depth_uri`` null and the
-map gets a row of kind ``depth`` (the depth op then estimates depth like for any photo).
+map gets a row of kind ``depth``, as does an image of a source that gives depth maps but has
+none for it (``depth_missing``); the source's ``depth_policy`` then decides whether the depth
+model estimates it or it has no depth.
 
 Image reasons: ``path_escape``, ``missing_image``, ``duplicate_image`` and those of
 :mod:`sf_platform.core.imaging`.  Object reasons: ``image_rejected`` (its image was
@@ -83,7 +85,8 @@ class _S3:
     region: str | None
 
 
-def _vet_image(row: dict, uri: str, endpoint: str | None, region: str | None) -> _Vetted:
+def _vet_image(row: dict, uri: str, endpoint: str | None, region: str | None,
+               depth_unit: str | None = None) -> _Vetted:
     """Fetch + decode one image (and its depth map); runs in a worker thread."""
     try:
         data = read_uri(uri, endpoint, region)
@@ -96,7 +99,7 @@ def _vet_image(row: dict, uri: str, endpoint: str | None, region: str | None) ->
     if row.get("depth_uri"):
         try:
             check_depth_map(
-                read_depth_map(row["depth_uri"], _S3(endpoint, region)),
+                read_depth_map(row["depth_uri"], _S3(endpoint, region), depth_unit),
                 decoded.height,
                 decoded.width,
             )
@@ -127,7 +130,8 @@ def _image_uri(root: str, file_name: str | None) -> str:
     return join_uri(root, safe_relative_path(file_name))
 
 
-def _vet_images(rows: list[dict], root: str, s3, workers: int) -> tuple[list[_Vetted], list[dict]]:
+def _vet_images(rows: list[dict], root: str, s3, workers: int,
+                depth_unit: str | None = None) -> tuple[list[_Vetted], list[dict]]:
     """All image rows vetted, in input order; path and duplicate rejections need no fetch."""
     endpoint = getattr(s3, "endpoint_url", None) if s3 is not None else None
     region = getattr(s3, "region", None) if s3 is not None else None
@@ -155,7 +159,7 @@ def _vet_images(rows: list[dict], root: str, s3, workers: int) -> tuple[list[_Ve
         except Rejected as exc:
             early.append(_reject(row, "image", exc))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        vetted = list(pool.map(lambda t: _vet_image(t[0], t[1], endpoint, region), todo))
+        vetted = list(pool.map(lambda t: _vet_image(t[0], t[1], endpoint, region, depth_unit), todo))
     return vetted, early
 
 
@@ -274,6 +278,9 @@ def curate_shard(
     s3: Any = None,
     annotation_frame: str = "raw",
     workers: int = 4,
+    *,
+    gives_depth: bool = False,
+    depth_unit: str | None = None,
 ) -> CuratedShard:
     """Vet every image of one shard and move its objects into the oriented frame.
 
@@ -283,12 +290,15 @@ def curate_shard(
     Storage errors other than "not found" propagate: a flaky bucket must fail the run (and be
     retried), not quarantine good photos; so does a shard whose every image is missing
     (:class:`ImagesUnavailable`).
+
+    ``gives_depth``: the source ships depth maps, so a kept image without one is recorded
+    (``depth_missing``); ``depth_unit``: the source's ``depth_unit`` (``core.depth_io``).
     """
     if annotation_frame not in ("raw", "oriented"):
         raise ValueError(f"annotation_frame must be 'raw' or 'oriented', got {annotation_frame!r}")
     root = root_uri(images_root)
     image_rows = schemas.conform(raw_images, schemas.RAW_IMAGES).to_pylist()
-    vetted, quarantined = _vet_images(image_rows, root, s3, workers)
+    vetted, quarantined = _vet_images(image_rows, root, s3, workers, depth_unit)
     kept = {v.row["image_id"]: v for v in vetted if v.reason is None}
     rejected: dict[str, tuple[str, str | None]] = {}
     for q in quarantined:
@@ -300,6 +310,9 @@ def curate_shard(
         elif v.depth_reason is not None:
             detail = f"{v.depth_detail} (depth map {v.row.get('depth_uri')}; image kept without it)"
             quarantined.append(_reject(v.row, "depth", Rejected(v.depth_reason, detail), v.uri))
+        elif gives_depth and not v.row.get("depth_uri"):
+            detail = "the source gives depth maps but has none for this image; image kept without it"
+            quarantined.append(_reject(v.row, "depth", Rejected("depth_missing", detail), v.uri))
     missing = sum(v.reason == "missing_image" for v in vetted)
     if vetted and missing == len(vetted):
         raise ImagesUnavailable(

@@ -1,16 +1,22 @@
 """Read and vet given depth maps (RGB-D and synthetic sources).
 
-Formats:
-- ``.npy``: float32 (or any real dtype) metres, H x W (an H x W x 1 array is squeezed), read with
-  ``allow_pickle=False`` so a depth file can never execute code.
-- ``.png``: 16-bit unsigned millimetres (the Kinect / NYU / ScanNet / TUM convention), returned
-  as float32 metres.
+Formats (every reader returns float32 metres):
+- ``.npy``: H x W (an H x W x 1 array is squeezed), read with ``allow_pickle=False`` so a depth
+  file can never execute code.  A float array is metres unless the source says
+  ``depth_unit: mm``.  An integer array carries no unit convention at all (millimetres are
+  the usual reason to store integers, but nothing in the file says so), so it needs the
+  source's ``depth_unit``; without it the map is rejected (``depth_unit_unknown``) rather than
+  read as metres (a 9,888 mm wall would become 9,888 m).
+- ``.png``: 16-bit unsigned millimetres (the Kinect / NYU / ScanNet / TUM convention) unless
+  the source says ``depth_unit: m``.
 
 Missing measurements: a depth of exactly 0 means "no measurement" in every RGB-D convention
 (no camera sees a surface at 0 m), so both readers turn 0 into NaN.  Downstream depth
 statistics therefore only have to skip NaN.
 
-Rules of :func:`check_depth_map` (reason codes of :class:`DepthRejected`):
+Reason codes of :class:`DepthRejected`:
+- ``depth_missing``: no file where the source's depth folder should hold the image's map.
+- ``depth_unit_unknown``: an integer ``.npy`` map from a source without ``depth_unit``.
 - ``depth_unreadable``: not a file of the formats above, or not a 2-D real array.
 - ``depth_shape_mismatch``: the map must be H x W of the *oriented* image, pixel for pixel;
   resampling a map of another size would silently shift object depths.
@@ -28,7 +34,16 @@ import io
 import numpy as np
 
 MAX_MISSING_FRACTION = 0.5
-REASONS = ("depth_unreadable", "depth_shape_mismatch", "depth_non_finite", "depth_out_of_range")
+REASONS = ("depth_missing", "depth_unit_unknown", "depth_unreadable", "depth_shape_mismatch",
+           "depth_non_finite", "depth_out_of_range")
+UNITS_PER_METRE = {"m": 1, "mm": 1000}
+
+
+def _to_metres(values: np.ndarray, unit: str) -> np.ndarray:
+    """float32 metres (a float32 division, as the 16-bit PNG reader always did)."""
+    out = values.astype(np.float32, copy=False)
+    per_metre = UNITS_PER_METRE[unit]
+    return out if per_metre == 1 else out / np.float32(per_metre)
 
 
 class DepthRejected(ValueError):
@@ -40,33 +55,42 @@ class DepthRejected(ValueError):
         self.detail = detail
 
 
-def _from_npy(data: bytes) -> np.ndarray:
+def _from_npy(data: bytes, name: str, unit: str | None) -> np.ndarray:
     arr = np.load(io.BytesIO(data), allow_pickle=False)
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
         raise ValueError(
             f"expected a real-valued array, got dtype {getattr(arr, 'dtype', type(arr))}"
         )
-    return arr.astype(np.float32, copy=False)
+    if arr.dtype.kind in "iu" and unit is None:
+        raise DepthRejected(
+            "depth_unit_unknown",
+            f"{name}: integer depth map ({arr.dtype}) but the source sets no depth_unit; "
+            "add depth_unit: mm (or m) to the source config",
+        )
+    return _to_metres(arr, unit or "m")
 
 
-def _from_png(data: bytes) -> np.ndarray:
+def _from_png(data: bytes, unit: str | None) -> np.ndarray:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
         if not (im.mode.startswith("I;16") or im.mode == "I"):
             raise ValueError(f"depth PNG must be 16-bit millimetres, got mode {im.mode!r}")
-        mm = np.asarray(im).astype(np.float32)
-    return mm / np.float32(1000.0)
+        values = np.asarray(im)
+    return _to_metres(values, unit or "mm")
 
 
-def decode_depth(data: bytes, name: str) -> np.ndarray:
-    """Depth map bytes -> float32 metres (0 -> NaN); ``name`` picks the format by its suffix."""
+def decode_depth(data: bytes, name: str, unit: str | None = None) -> np.ndarray:
+    """Depth map bytes -> float32 metres (0 -> NaN); ``name`` picks the format by its suffix,
+    ``unit`` (the source's ``depth_unit``) overrides the format's convention."""
+    if unit is not None and unit not in UNITS_PER_METRE:
+        raise ValueError(f"depth unit must be one of {sorted(UNITS_PER_METRE)}, got {unit!r}")
     lower = name.lower()
     try:
         if lower.endswith(".npy"):
-            arr = _from_npy(data)
+            arr = _from_npy(data, name, unit)
         elif lower.endswith(".png"):
-            arr = _from_png(data)
+            arr = _from_png(data, unit)
         else:
             raise ValueError("unknown depth format (expected .npy metres or .png millimetres)")
         if arr.ndim == 3 and arr.shape[2] == 1:
@@ -82,10 +106,11 @@ def decode_depth(data: bytes, name: str) -> np.ndarray:
     return arr
 
 
-def read_depth_map(uri: str, s3=None) -> np.ndarray:
+def read_depth_map(uri: str, s3=None, unit: str | None = None) -> np.ndarray:
     """Float32 metres of the depth map at ``uri`` (local, file:// or s3://); 0 -> NaN.
 
-    A missing or unparsable file raises :class:`DepthRejected` (``depth_unreadable``).
+    A missing file raises :class:`DepthRejected` (``depth_missing``), an unparsable one
+    ``depth_unreadable``, an integer ``.npy`` without ``unit`` ``depth_unit_unknown``.
     """
     from sf_platform.storage.object_store import read_uri
 
@@ -94,8 +119,8 @@ def read_depth_map(uri: str, s3=None) -> np.ndarray:
     try:
         data = read_uri(uri, endpoint, region)
     except FileNotFoundError:
-        raise DepthRejected("depth_unreadable", f"no depth file at {uri}") from None
-    return decode_depth(data, uri)
+        raise DepthRejected("depth_missing", f"no depth file at {uri}") from None
+    return decode_depth(data, uri, unit)
 
 
 def check_depth_map(depth: np.ndarray, height: int, width: int) -> None:

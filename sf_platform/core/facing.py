@@ -37,8 +37,14 @@ import numpy as np
 
 NOSE, L_EYE, R_EYE, L_EAR, R_EAR, L_SHOULDER, R_SHOULDER = 0, 1, 2, 3, 4, 5, 6
 L_HIP, R_HIP = 11, 12
-FACINGS = ("toward", "away", "left", "right", "unknown")
+# The facing vocabulary, defined here only: the pose op writes these labels, the synthetic
+# generator draws people in them, and QA reads them (codes 0..3 in this order).
+FACINGS = ("toward", "away", "left", "right")
+UNKNOWN_FACING = "unknown"
+FACING_LABELS = FACINGS + (UNKNOWN_FACING,)
 
+# Bump when a threshold below or the rule changes: the pose asset's code version includes it.
+FACING_RULE_VERSION = "1"
 MIN_KEYPOINT_SCORE = 0.3
 SHOULDER_FRONTAL = 0.35
 SHOULDER_FULL = 0.7
@@ -59,7 +65,7 @@ def facing_from_keypoints(
 ) -> tuple[str, float]:
     """``keypoints``: 51 floats or ``[17, 3]`` (x, y, score) in image pixels -> (facing, confidence)."""
     if keypoints is None:
-        return "unknown", 0.0
+        return UNKNOWN_FACING, 0.0
     kp = np.asarray(keypoints, dtype=np.float64).reshape(17, 3)
     score = np.clip(np.nan_to_num(kp[:, 2]), 0.0, 1.0)
     vis = score >= min_score
@@ -71,8 +77,8 @@ def facing_from_keypoints(
 
     if not (vis[L_SHOULDER] and vis[R_SHOULDER]):
         if vis[L_EYE] and vis[R_EYE] and x(L_EYE) > x(R_EYE):
-            return "toward", FACE_ONLY_CONFIDENCE * min(score[L_EYE], score[R_EYE])
-        return "unknown", 0.0
+            return FACINGS[0], FACE_ONLY_CONFIDENCE * min(score[L_EYE], score[R_EYE])
+        return UNKNOWN_FACING, 0.0
 
     torso = None
     if vis[L_HIP] and vis[R_HIP]:
@@ -82,7 +88,7 @@ def facing_from_keypoints(
     if (torso is None or torso <= 0) and box is not None:
         torso = TORSO_SHARE_OF_HEIGHT * (float(box[3]) - float(box[1]))
     if torso is None or torso <= 0:
-        return "unknown", 0.0
+        return UNKNOWN_FACING, 0.0
 
     shoulder_score = min(score[L_SHOULDER], score[R_SHOULDER])
     r = (x(L_SHOULDER) - x(R_SHOULDER)) / torso
@@ -99,11 +105,11 @@ def facing_from_keypoints(
         return label, float(conf * shoulder_score)
 
     if not vis[NOSE]:
-        return "unknown", 0.0
+        return UNKNOWN_FACING, 0.0
     mid_x = (x(L_SHOULDER) + x(R_SHOULDER)) / 2
     offset = (x(NOSE) - mid_x) / torso
     if abs(offset) < NOSE_OFFSET:
-        return "unknown", 0.0
+        return UNKNOWN_FACING, 0.0
     conf = 0.5 + 0.5 * _ramp(abs(offset), NOSE_OFFSET, NOSE_FULL)
     conf *= 1.0 - 0.5 * abs(r) / SHOULDER_FRONTAL  # the more the shoulders spread, the less "profile"
     label = "left" if offset < 0 else "right"

@@ -71,6 +71,10 @@ REASONS: dict[str, str] = {
     "depth_out_of_range": "[depth] a negative depth",
     "depth_not_2d": "[depth] the given map is not H x W",
     "depth_empty": "[depth] the given map has no finite positive value",
+    "depth_missing": "[depth] the source gives depth maps but none for this image: it follows "
+    "the source's depth_policy (model: estimated; skip: no depth-dependent questions)",
+    "depth_unit_unknown": "[depth] an integer .npy map and no depth_unit for its source (a map "
+    "in millimetres read as metres puts objects 1,000x too far)",
 }
 
 

@@ -10,9 +10,9 @@ depth maps and the person poses, and adds per-object facts:
   box centre is the better region) and agrees with its box, ``mask_box_iou >=
   settings.min_mask_box_iou``; a point-prompted mask (no box) when SAM's own predicted IoU
   is >= ``POINT_MASK_MIN_PRED_IOU``;
-- counts and uniqueness per category (countable instances only: crowd, group, depiction,
-  fake and reflected boxes are never counted, DESIGN.md), ranks within the category (among
-  its boxed countable instances);
+- the instance facts of ``core.instances`` (countable, instances, per-category counts,
+  clean / all-boxed / unique, ranks within the category), computed over the whole table once
+  and stored as columns, so QA generation reads them instead of deciding them again;
 - ``category_incomplete``: the image may hold instances of the category that are not
   countable objects here, because curation quarantined an annotation of it
   (``images.incomplete_categories`` / ``all_categories_incomplete``), or because an ancestor
@@ -35,36 +35,45 @@ already recorded why) are not in the scene.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
 
 from sf_platform.core import schemas
+from sf_platform.core.code_version import settings_version
 from sf_platform.core.depth_stats import decode_depth_map, object_depth_stats
+from sf_platform.core.instances import add_instance_columns
 from sf_platform.core.mask_bits import unpack_grid
-from sf_platform.core.qa.scene_view import NON_INSTANCE_FLAGS
-from sf_platform.core.qa.settings import QASettings
 
 # SAM's own default quality bar for keeping a mask (pred_iou_thresh of its automatic generator).
 POINT_MASK_MIN_PRED_IOU = 0.88
+# A box-prompted mask is trusted for depth when it covers at least half of its box's area in
+# IoU terms: below that SAM most likely segmented a part or the background (the default of
+# ``qa.min_mask_box_iou``).
+MIN_MASK_BOX_IOU = 0.5
+# The settings the scene reads (``qa:`` in config, ``QASettings``); the scene asset's code
+# version includes their values (:func:`scene_code_version`).
+SCENE_SETTINGS = ("min_mask_box_iou",)
+# Bump when the scene's rules change (here, in core.instances or in core.depth_stats).
+SCENE_VERSION = "1"
 
 
-def is_countable(obj: dict) -> bool:
-    """A real, single, physically present instance (DESIGN.md: flags are kept, never counted)."""
-    return not any(obj.get(f) for f in NON_INSTANCE_FLAGS) and (
-        obj.get("bbox_px") is not None or bool(obj.get("points"))
-    )
+class SceneSettings(Protocol):
+    min_mask_box_iou: float
 
 
-def instances(obj: dict) -> int:
-    """How many instances a countable object stands for: a box is one, a point-only object
-    (PixMo: one point per instance, before or without detection) one per point."""
-    if not is_countable(obj):
-        return 0
-    return 1 if obj.get("bbox_px") is not None else len(obj["points"])
+class _Defaults:
+    min_mask_box_iou = MIN_MASK_BOX_IOU
 
 
-def mask_trusted(mask: dict | None, settings: QASettings) -> bool:
+def scene_code_version(settings: SceneSettings) -> str:
+    """The scene asset's code version: :data:`SCENE_VERSION` and the settings it reads."""
+    used = {k: getattr(settings, k) for k in SCENE_SETTINGS}
+    return settings_version(SCENE_VERSION, used | {"point_mask_min_pred_iou": POINT_MASK_MIN_PRED_IOU})
+
+
+def mask_trusted(mask: dict | None, settings: SceneSettings) -> bool:
     if mask is None or mask.get("mask_frame_px") is None or mask.get("mask_provenance") == "box":
         return False
     if mask.get("mask_box_iou") is not None:
@@ -78,30 +87,20 @@ def _index(table: pa.Table | None, *keys: str) -> dict:
     return {tuple(r[k] for k in keys): r for r in table.to_pylist()}
 
 
-def _closeness(median: float, kind: str) -> float:
-    """Sort key, smaller = closer: metres ascending, disparity descending."""
-    return median if kind == "metric" else -median
-
-
-def _rank(rows: list[dict], key, out_col: str) -> None:
-    ranked = sorted((r for r in rows if key(r) is not None), key=lambda r: (key(r), r["object_id"]))
-    for i, r in enumerate(ranked):
-        r[out_col] = i
-
-
 def build_scene(
     images: pa.Table,
     objects: pa.Table,
     masks: pa.Table | None,
     depth: pa.Table | None,
     poses: pa.Table | None,
-    settings: QASettings | None = None,
+    settings: SceneSettings | None = None,
 ) -> pa.Table:
     """SCENE table, one row per object of a known image (see the module docstring)."""
-    settings = settings or QASettings()
+    settings = settings or _Defaults()
     image_rows = {r["image_id"]: r for r in images.to_pylist()}
     mask_rows = _index(masks, "image_id", "object_id")
-    depth_rows = _index(depth, "image_id")
+    # Images without a map (depth_status "skipped") get no depth statistics.
+    depth_rows = _index(depth.filter(depth.column("depth_map").is_valid()) if depth is not None else None, "image_id")
     pose_rows = _index(poses, "image_id", "object_id")
     maps: dict[str, np.ndarray] = {}
 
@@ -126,8 +125,7 @@ def build_scene(
         rows.append(row)
 
     _mark_incomplete_categories(rows, image_rows)
-    _add_category_facts(rows)
-    return pa.Table.from_pylist(rows, schema=schemas.SCENE)
+    return add_instance_columns(pa.Table.from_pylist(rows, schema=schemas.SCENE), schemas.SCENE)
 
 
 def _depth_columns(obj, img, d, mask, maps, settings) -> dict:
@@ -174,29 +172,3 @@ def _mark_incomplete_categories(rows: list[dict], image_rows: dict[str, dict]) -
         doubtful = set(img.get("incomplete_categories") or ()) | related_categories(members)
         for r in members:
             r["category_incomplete"] = everything or r["category"] in doubtful
-
-
-def _add_category_facts(rows: list[dict]) -> None:
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in rows:
-        groups[(r["image_id"], r["category"])].append(r)
-    for members in groups.values():
-        count = sum(instances(r) for r in members)
-        ranked = [r for r in members if is_countable(r) and r.get("bbox_px") is not None]
-        # Unique only when the one instance is all there is: no flagged box of the category
-        # (a group-of box may hide more), and the category is not incomplete.
-        clean = all(is_countable(r) and not r["category_incomplete"] for r in members)
-        for r in members:
-            r["category_count"] = count
-            r["category_unique"] = is_countable(r) and count == 1 and clean
-        _rank(ranked, lambda r: ((r["bbox_px"][0] + r["bbox_px"][2]) / 2, r["bbox_px"][0]), "x_rank")
-        _rank(ranked, lambda r: -_size(r), "size_rank")
-        _rank(ranked, lambda r: None if r.get("depth_median") is None
-              else _closeness(r["depth_median"], r["depth_kind"]), "depth_rank")
-
-
-def _size(r: dict) -> float:
-    if r.get("mask_area") is not None and r.get("mask_provenance") != "box":
-        return float(r["mask_area"])
-    x1, y1, x2, y2 = r["bbox_px"]
-    return (x2 - x1) * (y2 - y1)

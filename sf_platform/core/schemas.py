@@ -138,6 +138,11 @@ DEPTH = pa.schema(
         ("depth_provenance", pa.string()),  # "given" | model id
         ("depth_min", pa.float32()),
         ("depth_max", pa.float32()),
+        # "given" | "estimated" | "skipped" (no map: the source's depth_policy is skip).  A map
+        # the depth op rejected, or a skip, carries why (a core.depth_io / models.depth reason).
+        ("depth_status", pa.string()),
+        ("depth_reason", pa.string()),
+        ("depth_detail", pa.string()),
     ]
 )
 
@@ -175,7 +180,7 @@ SCENE = pa.schema(
         ("image_depth_min", pa.float32()),
         ("image_depth_max", pa.float32()),
         ("category_count", pa.int32()),  # countable instances of this category in the image
-        ("category_unique", pa.bool_()),
+        ("category_unique", pa.bool_()),  # the only instance of its clean category
         ("x_rank", pa.int32()),  # 0 = leftmost within its category
         ("size_rank", pa.int32()),  # 0 = largest within its category
         ("depth_rank", pa.int32()),  # 0 = closest within its category
@@ -189,6 +194,11 @@ SCENE = pa.schema(
         # nor names the category (a box in the question is still fine).
         ("category_incomplete", pa.bool_()),
         ("pose_provenance", pa.string()),  # "given" | pose model id (persons only)
+        # Instance facts (core.instances): decided once here, read by every QA task.
+        ("countable", pa.bool_()),  # one real instance: a category and no crowd/group/... flag
+        ("instances", pa.int32()),  # instances it stands for: 1 per box, 1 per point, 0
+        ("category_all_boxed", pa.bool_()),  # every countable instance of the category has a box
+        ("category_clean", pa.bool_()),  # the category may be counted and named in this image
     ]
 )
 

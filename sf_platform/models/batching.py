@@ -115,7 +115,7 @@ def stream_batches(items: Iterable[T], batch_size_of: Callable[[], int], key: Ca
         yield buf
 
 
-def run_pipeline(
+def run_batches(
     items: Sequence[T],
     prepare: Callable[[T], object],
     forward: Callable[[list], Sequence],

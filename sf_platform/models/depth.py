@@ -1,11 +1,17 @@
 """Per-image depth maps: given (RGB-D / synthetic sources) or Depth-Anything-V2.
 
-- Given depth (``images.depth_uri`` set): ``read_given_depth(uri)`` returns float32 metres;
-  the map is stored as ``"metric"`` with provenance ``"given"`` and no model is loaded.  A
-  map whose aspect ratio differs from its image's (more than ``ASPECT_TOLERANCE``) cannot be
-  aligned with the boxes; it is not stored and is reported in ``meta["quarantine"]`` with a
-  reason, as is a map with no valid pixel.
-- Otherwise ``DepthAnythingForDepthEstimation`` (transformers).  Relative models output
+- Given depth (``images.depth_uri`` set): ``read_given_depth(image_row)`` returns float32
+  metres; the map is stored as ``"metric"`` with provenance ``"given"`` and no model is loaded.
+  Curation has already vetted every given map (``core.depth_io``) and quarantined the bad and
+  missing ones; a map the op still cannot use (changed since curation, or a caller without
+  curation: unreadable, not 2-D, an aspect ratio more than ``ASPECT_TOLERANCE`` off its
+  image's, no valid pixel) is *rejected* here.
+- An image without usable given depth follows its source's ``depth_policy``: ``skips(row)``
+  True (``skip``) gives it no depth; otherwise the model estimates it.  Nothing is dropped
+  silently: every image ends up as one row of the DEPTH table with ``depth_status``
+  ``given`` / ``estimated`` / ``skipped``, and an op-level reject or a skip carries its
+  ``depth_reason`` and ``depth_detail`` (a skipped row has no map).
+- The model is ``DepthAnythingForDepthEstimation`` (transformers).  Relative models output
   disparity (larger = closer, unknown scale/shift) -> ``"disparity"``; metric fine-tunes
   (``depth_estimation_type == "metric"``) output metres -> ``"metric"``.  Images are batched
   by their resized shape (the processor keeps the aspect ratio, so only same-shape inputs
@@ -28,14 +34,16 @@ import torch.nn.functional as F
 
 from sf_platform.config import ModelsConfig
 from sf_platform.core import schemas
+from sf_platform.core.depth_io import DepthRejected
 from sf_platform.core.depth_stats import (
+    DEPTH_MAX_SIDE,
     depth_range,
     encode_depth_map,
     map_shape,
     nearest_downsample,
 )
-from sf_platform.models.batching import prefetch, run_pipeline
-from sf_platform.models.device import resolve_runtime
+from sf_platform.models.batching import BatchRunner, prefetch, run_batches
+from sf_platform.models.device import Runtime
 from sf_platform.models.inputs import (
     BICUBIC,
     as_chw,
@@ -45,14 +53,14 @@ from sf_platform.models.inputs import (
     resize,
     stacked_inputs,
 )
-from sf_platform.models.loading import base_meta, load_transformers, model_ref
+from sf_platform.models.loading import LoadedModel, load_transformers, model_ref
+from sf_platform.models.op import LoadImage, ModelOp, Plan
 
 # 2% aspect-ratio difference: what rounding a 4:3 image to a sensor's 640x480 (or a resize to
 # a multiple of 8/14) can produce; anything larger means a rotated or cropped map.
 ASPECT_TOLERANCE = 0.02
 
-LoadImage = Callable[[dict], np.ndarray]
-ReadDepth = Callable[[str], np.ndarray]
+ReadDepth = Callable[[dict], np.ndarray]  # image row -> float32 metres (raises DepthRejected)
 
 
 def _depth_row(image: dict, depth_map: np.ndarray, kind: str, provenance: str,
@@ -64,30 +72,29 @@ def _depth_row(image: dict, depth_map: np.ndarray, kind: str, provenance: str,
     return {
         "source": image.get("source"), "shard": image.get("shard"), "image_id": image["image_id"],
         "depth_map": data, "map_height": h, "map_width": w, "depth_kind": kind, "depth_provenance": provenance,
-        "depth_min": lo, "depth_max": hi,
+        "depth_min": lo, "depth_max": hi, "depth_status": "given" if provenance == "given" else "estimated",
     }
 
 
-def _quarantine(image: dict, reason: str, detail: str) -> dict:
-    return {"source": image.get("source"), "shard": image.get("shard"), "kind": "depth", "image_id": image["image_id"],
-            "image_uri": image.get("image_uri"), "object_id": None, "reason": reason, "detail": detail}
+def _reject(reason: str, detail: str) -> dict:
+    return {"depth_reason": reason, "depth_detail": detail}
 
 
 def given_depth_row(image: dict, depth: np.ndarray) -> tuple[dict | None, dict | None]:
-    """(DEPTH row, None) for a usable given map, else (None, quarantine record)."""
+    """(DEPTH row, None) for a usable given map, else (None, {depth_reason, depth_detail})."""
     d = np.asarray(depth, dtype=np.float32)
     if d.ndim != 2:
-        return None, _quarantine(image, "depth_not_2d", f"given depth map has shape {d.shape}, expected H x W")
+        return None, _reject("depth_not_2d", f"given depth map has shape {d.shape}, expected H x W")
     img_aspect = image["width"] / image["height"]
     map_aspect = d.shape[1] / d.shape[0]
     if abs(map_aspect / img_aspect - 1) > ASPECT_TOLERANCE:
-        return None, _quarantine(
-            image, "depth_shape_mismatch",
+        return None, _reject(
+            "depth_shape_mismatch",
             f"given depth map is {d.shape[1]}x{d.shape[0]} but the image is {image['width']}x{image['height']}",
         )
     small = nearest_downsample(d)
     if depth_range(small, "metric")[0] is None:
-        return None, _quarantine(image, "depth_empty", "given depth map has no finite positive value")
+        return None, _reject("depth_empty", "given depth map has no finite positive value")
     return _depth_row(image, small, "metric", "given"), None
 
 
@@ -119,39 +126,58 @@ def dpt_input_size(processor) -> Callable[[int, int], tuple[int, int]]:
     return size
 
 
-def run_depth(
-    images: pa.Table,
-    cfg: ModelsConfig,
-    load_image: LoadImage,
-    read_given_depth: ReadDepth,
-    *,
-    tiny_dir: str | None = None,
-) -> tuple[pa.Table, dict[str, Any]]:
-    """DEPTH table (one row per image with a usable map) and the op's metadata."""
-    rows_in = images.to_pylist()
-    given = [r for r in rows_in if r.get("depth_uri")]
-    todo = [r for r in rows_in if not r.get("depth_uri")]
-    out: dict[str, dict] = {}
-    quarantine: list[dict] = []
+class DepthOp(ModelOp):
+    """Given maps pass through; every other image goes through Depth-Anything-V2."""
 
-    for img, depth in zip(given, prefetch(lambda r: read_given_depth(r["depth_uri"]), given)):
-        row, bad = given_depth_row(img, depth)
-        if row is not None:
-            out[img["image_id"]] = row
-        else:
-            quarantine.append(bad)
+    op = "depth"
 
-    loaded = runtime = runner = None
-    if todo:
-        runtime = resolve_runtime(cfg.device)
-        ref, tiny = model_ref(cfg, "depth", tiny_dir)
+    @classmethod
+    def output_settings(cls, cfg: ModelsConfig) -> dict[str, Any]:
+        return super().output_settings(cfg) | {"aspect_tolerance": ASPECT_TOLERANCE, "map_max_side": DEPTH_MAX_SIDE}
+
+    def __init__(self, cfg: ModelsConfig, load_image: LoadImage, read_given_depth: ReadDepth, *,
+                 skips: Callable[[dict], bool] | None = None, **kw):
+        super().__init__(cfg, load_image, **kw)
+        self.read_given_depth = read_given_depth
+        self.skips = skips or (lambda row: False)
+
+    def _read(self, row: dict) -> np.ndarray | DepthRejected:
+        try:
+            return self.read_given_depth(row)
+        except DepthRejected as exc:
+            return exc
+
+    def plan(self, images: pa.Table, objects: pa.Table | None) -> Plan:
+        rows_in = images.to_pylist()
+        given = [r for r in rows_in if r.get("depth_uri")]
+        out: dict[str, dict] = {}
+        rejects: dict[str, dict] = {}
+        for img, depth in zip(given, prefetch(self._read, given)):
+            if isinstance(depth, DepthRejected):
+                row, bad = None, _reject(depth.reason, depth.detail)
+            else:
+                row, bad = given_depth_row(img, depth)
+            if row is not None:
+                out[img["image_id"]] = row
+            else:
+                rejects[img["image_id"]] = bad
+        without = [r for r in rows_in if r["image_id"] not in out]
+        skipped = {r["image_id"]: _skipped_row(r, rejects.get(r["image_id"])) for r in without if self.skips(r)}
+        todo = [r for r in without if r["image_id"] not in skipped]
+        return Plan(todo, {"rows_in": rows_in, "out": out, "rejects": rejects, "skipped": skipped})
+
+    def load(self, runtime: Runtime) -> LoadedModel:
+        ref, tiny = model_ref(self.cfg, "depth", self.tiny_dir)
         from transformers import AutoImageProcessor, DepthAnythingForDepthEstimation
 
-        loaded = load_transformers(DepthAnythingForDepthEstimation, AutoImageProcessor, ref, op="depth",
-                                   runtime=runtime, revision=cfg.depth.revision, tiny=tiny)
+        return load_transformers(DepthAnythingForDepthEstimation, AutoImageProcessor, ref, op="depth",
+                                 runtime=runtime, revision=self.cfg.depth.revision, tiny=tiny)
+
+    def run_batches(self, plan: Plan, loaded: LoadedModel, runtime: Runtime) -> tuple[list, BatchRunner]:
         kind = "metric" if loaded.model.config.depth_estimation_type == "metric" else "disparity"
         processor, model = loaded.processor, loaded.model
         input_size = dpt_input_size(processor)
+        load_image = self.load_image
 
         def prepare(img: dict) -> dict:
             image = load_for_model(load_image, img, lambda w, h: input_size(h, w)[::-1])
@@ -175,16 +201,46 @@ def run_depth(
                                       small.half().cpu().numpy()))
             return res
 
-        ordered = sorted(todo, key=lambda r: (r["width"] / r["height"], r["width"], r["height"], r["image_id"]))
-        rows, runner = run_pipeline(ordered, prepare, forward, cfg.depth.batch_size,
-                                    key=lambda b: b["size"])
-        out.update({r["image_id"]: r for r in rows})
+        ordered = sorted(plan.todo, key=lambda r: (r["width"] / r["height"], r["width"], r["height"], r["image_id"]))
+        return run_batches(ordered, prepare, forward, self.cfg.depth.batch_size, key=lambda b: b["size"])
 
-    table = pa.Table.from_pylist([out[r["image_id"]] for r in rows_in if r["image_id"] in out], schema=schemas.DEPTH)
-    meta = base_meta("depth", loaded, runtime, cfg) | (runner.meta() if runner else {"batch_size": cfg.depth.batch_size})
-    meta["counts"] = {"images": len(rows_in), "given": len(given) - len(quarantine), "predicted": len(todo),
-                      "quarantined": len(quarantine)}
-    meta["quarantine"] = quarantine
-    if loaded is None and given:
-        meta["model"] = "given"
-    return table, meta
+    def summary(self, meta: dict[str, Any]) -> str:
+        n = meta["counts"]
+        return (f"depth: {n['images']} images, {n['predicted']} model / {n['given']} given, "
+                f"{n['rejected']} rejected, {n['skipped']} skipped")
+
+    def attach(self, plan: Plan, outputs: list, loaded: LoadedModel | None) -> tuple[pa.Table, dict[str, Any]]:
+        out, rows_in, rejects, skipped = (plan.data[k] for k in ("out", "rows_in", "rejects", "skipped"))
+        given = len(out)
+        out.update({r["image_id"]: r | rejects.get(r["image_id"], {}) for r in outputs})
+        out.update(skipped)
+        table = pa.Table.from_pylist([out[r["image_id"]] for r in rows_in if r["image_id"] in out],
+                                     schema=schemas.DEPTH)
+        meta: dict[str, Any] = {"counts": {"images": len(rows_in), "given": given, "predicted": len(plan.todo),
+                                           "rejected": len(rejects), "skipped": len(skipped)}}
+        if rejects:
+            meta["rejected_depth_maps"] = {k: v["depth_reason"] for k, v in sorted(rejects.items())}
+        if loaded is None and given:
+            meta["model"] = "given"
+        return table, meta
+
+
+def _skipped_row(image: dict, reject: dict | None) -> dict:
+    """The DEPTH row of an image that gets no depth (its source's ``depth_policy: skip``)."""
+    why = reject or _reject("depth_missing", "no usable given depth map (curation's quarantine row says why)")
+    return {"source": image.get("source"), "shard": image.get("shard"), "image_id": image["image_id"],
+            "depth_status": "skipped", "depth_reason": why["depth_reason"],
+            "depth_detail": why["depth_detail"] + "; depth_policy: skip, so the image has no depth"}
+
+
+def run_depth(
+    images: pa.Table,
+    cfg: ModelsConfig,
+    load_image: LoadImage,
+    read_given_depth: ReadDepth,
+    *,
+    skips: Callable[[dict], bool] | None = None,
+    tiny_dir: str | None = None,
+) -> tuple[pa.Table, dict[str, Any]]:
+    """DEPTH table (one row per image: its map, or why it has none) and the op's metadata."""
+    return DepthOp(cfg, load_image, read_given_depth, skips=skips, tiny_dir=tiny_dir).run(images)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,8 +25,8 @@ import torch.nn.functional as F
 from sf_platform.config import ModelsConfig
 from sf_platform.core import schemas
 from sf_platform.core.boxes import px_to_1000
-from sf_platform.models.batching import run_pipeline
-from sf_platform.models.device import resolve_runtime
+from sf_platform.models.batching import BatchRunner, run_batches
+from sf_platform.models.device import Runtime
 from sf_platform.models.inputs import (
     BILINEAR,
     load_for_model,
@@ -36,14 +35,13 @@ from sf_platform.models.inputs import (
     resize,
     stacked_inputs,
 )
-from sf_platform.models.loading import base_meta, load_transformers, model_ref
+from sf_platform.models.loading import LoadedModel, load_transformers, model_ref
+from sf_platform.models.op import LoadImage, ModelOp, Plan, group_by_image
 
 # OWLv2's own default post-processing threshold.  Low on purpose: the labelled point inside the
 # box is the main evidence, the detector score only ranks boxes that contain it.
 DETECTION_THRESHOLD = 0.1
 QUERY_TEMPLATE = "a photo of a {}"
-
-LoadImage = Callable[[dict], np.ndarray]
 
 
 def _is_point_only(row: dict) -> bool:
@@ -106,6 +104,111 @@ def match_points_to_boxes(points: np.ndarray, boxes: np.ndarray, scores: np.ndar
     return out
 
 
+class DetectionOp(ModelOp):
+    """OWLv2 boxes for point-only objects; every other object passes through."""
+
+    op = "detection"
+
+    @classmethod
+    def output_settings(cls, cfg: ModelsConfig) -> dict[str, Any]:
+        return super().output_settings(cfg) | {"score_threshold": DETECTION_THRESHOLD, "query": QUERY_TEMPLATE}
+
+    def __init__(self, cfg: ModelsConfig, load_image: LoadImage, *, score_threshold: float = DETECTION_THRESHOLD,
+                 **kw):
+        super().__init__(cfg, load_image, **kw)
+        self.score_threshold = score_threshold
+
+    def plan(self, images: pa.Table, objects: pa.Table | None) -> Plan:
+        rows = objects.to_pylist()
+        todo = [r for r in rows if _is_point_only(r)]
+        image_rows, by_image = group_by_image(todo, images)
+        counts = {"objects_in": len(rows), "point_objects": len(todo), "points": sum(len(r["points"]) for r in todo)}
+        return Plan(sorted(by_image), {"objects": objects, "rows": rows, "image_rows": image_rows,
+                                       "by_image": by_image, "counts": counts})
+
+    def load(self, runtime: Runtime) -> LoadedModel:
+        ref, tiny = model_ref(self.cfg, "detection", self.tiny_dir)
+        from transformers import AutoProcessor, Owlv2ForObjectDetection
+
+        return load_transformers(Owlv2ForObjectDetection, AutoProcessor, ref, op="detection", runtime=runtime,
+                                 revision=self.cfg.detection.revision, tiny=tiny)
+
+    def run_batches(self, plan: Plan, loaded: LoadedModel, runtime: Runtime) -> tuple[list, BatchRunner]:
+        processor, model = loaded.processor, loaded.model
+        image_rows, by_image = plan.data["image_rows"], plan.data["by_image"]
+        ip = processor.image_processor
+        side = (ip.size["height"], ip.size["width"])
+        need = owlv2_need(side)
+        load_image, threshold = self.load_image, self.score_threshold
+
+        def prepare(image_id: str) -> dict:
+            image = load_for_model(load_image, image_rows[image_id], need)
+            queries = sorted({r["category"] for r in by_image[image_id]})
+            item = {"image_id": image_id, "queries": queries, "image": torch.from_numpy(image.pixels),
+                    "size": (image.height, image.width)}
+            return prepare_input(item, to_input, runtime.device)
+
+        def to_input(item: dict, device: torch.device) -> torch.Tensor:
+            return owlv2_pixels([item["image"]], side, ip.image_mean, ip.image_std, device)[0]
+
+        @torch.inference_mode()
+        def forward(batch: list[dict]) -> list[dict]:
+            text = [[QUERY_TEMPLATE.format(q.lower()) for q in b["queries"]] for b in batch]
+            enc = processor(text=text, truncation=True, return_tensors="pt")
+            out = model(
+                input_ids=enc["input_ids"].to(runtime.device),
+                attention_mask=enc["attention_mask"].to(runtime.device),
+                pixel_values=stacked_inputs(batch, to_input, runtime.device, runtime.dtype),
+            )
+            out.logits, out.pred_boxes = out.logits.float(), out.pred_boxes.float()
+            dets = processor.post_process_grounded_object_detection(
+                out, threshold=threshold, target_sizes=[tuple(b["size"]) for b in batch]
+            )
+            res = []
+            for b, d in zip(batch, dets):
+                keep = d["labels"] < len(b["queries"])  # drop the padding queries of shorter lists
+                boxes = d["boxes"][keep].cpu().numpy()
+                h, w = b["size"]
+                boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)  # OWLv2 boxes may reach past the image
+                boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+                res.append({
+                    "image_id": b["image_id"],
+                    "boxes": boxes,
+                    "scores": d["scores"][keep].cpu().numpy(),
+                    "labels": [b["queries"][i] for i in d["labels"][keep].tolist()],
+                })
+            return res
+
+        return run_batches(plan.todo, prepare, forward, self.cfg.detection.batch_size)
+
+    def summary(self, meta: dict[str, Any]) -> str:
+        n = meta["counts"]
+        return (f"detections: {n['point_objects']} point-only objects on {n['images']} images, "
+                f"{n['points_matched']}/{n['points']} points boxed")
+
+    def attach(self, plan: Plan, outputs: list, loaded: LoadedModel | None) -> tuple[pa.Table, dict[str, Any]]:
+        counts = plan.data["counts"]
+        if loaded is None:
+            return schemas.conform(plan.data["objects"], schemas.OBJECTS), {
+                "counts": counts | {"points_matched": 0, "images": 0}}
+        provenance = f"detector:{loaded.model_id}"
+        by_image = plan.data["by_image"]
+        replaced = _assign(by_image, {o["image_id"]: o for o in outputs}, plan.data["image_rows"], provenance)
+        new_rows: list[dict] = []
+        for r in plan.data["rows"]:
+            new_rows.extend(replaced.get(id(r), [r]))
+        matched = sum(1 for r in new_rows if r["provenance"] == provenance)
+        counts = counts | {
+            "images": len(by_image),
+            "detections": int(sum(len(o["scores"]) for o in outputs)),
+            "points_matched": matched,
+            "points_unmatched": counts["points"] - matched,
+            "objects_out": len(new_rows),
+        }
+        meta = {"score_threshold": self.score_threshold, "counts": counts}
+        return pa.Table.from_pylist(new_rows, schema=schemas.OBJECTS), meta
+
+
 def run_detections(
     images: pa.Table,
     objects: pa.Table,
@@ -116,89 +219,7 @@ def run_detections(
     tiny_dir: str | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """Full OBJECTS table with detector boxes for point-only objects, and the op's metadata."""
-    rows = objects.to_pylist()
-    todo = [r for r in rows if _is_point_only(r)]
-    counts = {"objects_in": len(rows), "point_objects": len(todo), "points": sum(len(r["points"]) for r in todo)}
-    if not todo:
-        meta = base_meta("detection", None, None, cfg) | {"counts": counts | {"points_matched": 0, "images": 0}}
-        return schemas.conform(objects, schemas.OBJECTS), meta
-
-    image_rows = {r["image_id"]: r for r in images.to_pylist()}
-    by_image: dict[str, list[dict]] = defaultdict(list)
-    for r in todo:
-        if r["image_id"] not in image_rows:
-            raise ValueError(f"object {r['object_id']!r} refers to image {r['image_id']!r} not in the images table")
-        by_image[r["image_id"]].append(r)
-
-    runtime = resolve_runtime(cfg.device)
-    ref, tiny = model_ref(cfg, "detection", tiny_dir)
-    from transformers import AutoProcessor, Owlv2ForObjectDetection
-
-    loaded = load_transformers(Owlv2ForObjectDetection, AutoProcessor, ref, op="detection", runtime=runtime,
-                               revision=cfg.detection.revision, tiny=tiny)
-    processor, model = loaded.processor, loaded.model
-
-    ip = processor.image_processor
-    side = (ip.size["height"], ip.size["width"])
-
-    need = owlv2_need(side)
-
-    def prepare(image_id: str) -> dict:
-        image = load_for_model(load_image, image_rows[image_id], need)
-        queries = sorted({r["category"] for r in by_image[image_id]})
-        item = {"image_id": image_id, "queries": queries, "image": torch.from_numpy(image.pixels),
-                "size": (image.height, image.width)}
-        return prepare_input(item, to_input, runtime.device)
-
-    def to_input(item: dict, device: torch.device) -> torch.Tensor:
-        return owlv2_pixels([item["image"]], side, ip.image_mean, ip.image_std, device)[0]
-
-    @torch.inference_mode()
-    def forward(batch: list[dict]) -> list[dict]:
-        text = [[QUERY_TEMPLATE.format(q.lower()) for q in b["queries"]] for b in batch]
-        enc = processor(text=text, truncation=True, return_tensors="pt")
-        out = model(
-            input_ids=enc["input_ids"].to(runtime.device),
-            attention_mask=enc["attention_mask"].to(runtime.device),
-            pixel_values=stacked_inputs(batch, to_input, runtime.device, runtime.dtype),
-        )
-        out.logits, out.pred_boxes = out.logits.float(), out.pred_boxes.float()
-        dets = processor.post_process_grounded_object_detection(
-            out, threshold=score_threshold, target_sizes=[tuple(b["size"]) for b in batch]
-        )
-        res = []
-        for b, d in zip(batch, dets):
-            keep = d["labels"] < len(b["queries"])  # drop the padding queries of shorter lists
-            boxes = d["boxes"][keep].cpu().numpy()
-            h, w = b["size"]
-            boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)  # OWLv2 boxes may reach past the image
-            boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
-            res.append({
-                "image_id": b["image_id"],
-                "boxes": boxes,
-                "scores": d["scores"][keep].cpu().numpy(),
-                "labels": [b["queries"][i] for i in d["labels"][keep].tolist()],
-            })
-        return res
-
-    outputs, runner = run_pipeline(sorted(by_image), prepare, forward, cfg.detection.batch_size)
-    provenance = f"detector:{loaded.model_id}"
-    replaced = _assign(by_image, {o["image_id"]: o for o in outputs}, image_rows, provenance)
-
-    new_rows: list[dict] = []
-    for r in rows:
-        new_rows.extend(replaced.get(id(r), [r]))
-    matched = sum(1 for r in new_rows if r["provenance"] == provenance)
-    counts |= {
-        "images": len(by_image),
-        "detections": int(sum(len(o["scores"]) for o in outputs)),
-        "points_matched": matched,
-        "points_unmatched": counts["points"] - matched,
-        "objects_out": len(new_rows),
-    }
-    meta = base_meta("detection", loaded, runtime, cfg) | runner.meta() | {"score_threshold": score_threshold, "counts": counts}
-    table = pa.Table.from_pylist(new_rows, schema=schemas.OBJECTS)
-    return table, meta
+    return DetectionOp(cfg, load_image, score_threshold=score_threshold, tiny_dir=tiny_dir).run(images, objects)
 
 
 def _assign(by_image, detections, image_rows, provenance) -> dict[int, list[dict]]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from sf_platform.config import ModelsConfig
+from sf_platform.config import Config, ModelsConfig
 from sf_platform.models.device import Runtime
 
 HASH_BYTES = 64 * 1024 * 1024
@@ -168,3 +168,61 @@ def base_meta(op: str, loaded: LoadedModel | None, runtime: Runtime | None, cfg:
     else:
         meta.update(device=None, dtype=None)
     return meta
+
+
+def _needs(cfg: Config) -> dict[str, list[str]]:
+    """Op -> the sources that may need its model (``check_loadable``)."""
+    needs: dict[str, list[str]] = {"detection": [], "masks": [], "depth": [], "pose": []}
+    for s in cfg.sources:
+        if s.format == "pixmo":  # points and labels, no boxes
+            needs["detection"].append(s.name)
+        if cfg.models.masks.backend == "sam":
+            needs["masks"].append(s.name)
+        if cfg.depth_policy(s.name) == "model":  # no given depth, or given with policy model
+            needs["depth"].append(s.name)
+        if not (s.keypoints or s.format == "synthetic"):  # no given keypoints for its persons
+            needs["pose"].append(s.name)
+    return {op: names for op, names in needs.items() if names}
+
+
+def _weights_problem(op: str, ref: str | None, revision: str | None) -> str | None:
+    """Why ``ref`` cannot be loaded for ``op``, found without loading it, or None."""
+    key = "models.masks.checkpoint" if op == "masks" else f"models.{op}.model"
+    if not ref:
+        return f"{key} is not set"
+    path = Path(ref).expanduser()
+    if op == "masks":
+        return None if path.is_file() else f"{key}: no such checkpoint file {ref!r}"
+    if path.exists() or ref.startswith((".", "/", "~")):
+        return None if (path / "config.json").is_file() else f"{key}: {ref!r} is not a model folder (no config.json)"
+    if hub_offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(ref, "config.json", revision=revision), str):
+            return f"{key}: {ref!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+    return None  # a hub id with the network allowed: from_pretrained downloads it
+
+
+def check_loadable(cfg: Config) -> list[str]:
+    """Every problem with the weights the configured sources will need, one line each, naming
+    the op, the config key and the sources that need it; empty when all can be loaded.
+
+    Meant to run before any shard (``sf-platform run`` calls it), so a missing model fails in
+    seconds rather than at the depth step of every shard.  Needs: detection for PixMo (points,
+    no boxes), SAM masks for every source unless ``masks.backend: box``, depth for sources
+    without given depth maps and for given-depth sources with ``depth_policy: model``, pose for
+    sources without given keypoints.  ``profile: tiny`` builds its models and needs nothing.
+    """
+    if cfg.models.profile == "tiny":
+        return []
+    problems = []
+    for op, names in _needs(cfg).items():
+        if op == "masks":
+            ref, revision = cfg.models.masks.checkpoint, None
+        else:
+            ref, revision = getattr(cfg.models, op).model, getattr(cfg.models, op).revision
+        why = _weights_problem(op, ref, revision)
+        if why:
+            hint = " (or set depth_policy: skip on given-depth sources)" if op == "depth" else ""
+            problems.append(f"{op} model needed by source(s) {', '.join(names)}: {why}. {_how_to_fix(op, ref)}{hint}")
+    return problems

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,8 +39,8 @@ from sf_platform.core.mask_bits import (
     mask_box_iou,
     pack_grid,
 )
-from sf_platform.models.batching import run_pipeline
-from sf_platform.models.device import Runtime, resolve_runtime
+from sf_platform.models.batching import BatchRunner, run_batches
+from sf_platform.models.device import Runtime
 from sf_platform.models.inputs import (
     BILINEAR,
     as_chw,
@@ -50,11 +49,10 @@ from sf_platform.models.inputs import (
     resize,
     stacked_inputs,
 )
-from sf_platform.models.loading import base_meta, load_sam, model_ref
+from sf_platform.models.loading import LoadedModel, load_sam, model_ref
+from sf_platform.models.op import LoadImage, ModelOp, Plan, group_by_image
 
 DECODE_CHUNK = 64
-
-LoadImage = Callable[[dict], np.ndarray]
 
 
 def _base_row(obj: dict) -> dict:
@@ -97,30 +95,54 @@ def _maskable(obj: dict) -> bool:
     return obj.get("bbox_px") is not None or bool(obj.get("points"))
 
 
+class MasksOp(ModelOp):
+    """SAM masks prompted by each object's box or points (``backend: box``: the box itself)."""
+
+    op = "masks"
+
+    @classmethod
+    def output_settings(cls, cfg: ModelsConfig) -> dict[str, Any]:
+        if cfg.masks.backend == "box":  # no model: the checkpoint does not change a row
+            return {"backend": "box", "mask_grid": MASK_GRID}
+        return super().output_settings(cfg) | {"mask_grid": MASK_GRID}
+
+    def plan(self, images: pa.Table, objects: pa.Table | None) -> Plan:
+        objs = [o for o in objects.to_pylist() if _maskable(o)]
+        counts: dict[str, int] = {"objects": objects.num_rows, "boxed": sum(o["bbox_px"] is not None for o in objs)}
+        counts["point_only"] = len(objs) - counts["boxed"]
+        if self.cfg.masks.backend == "box":
+            return Plan([], {"counts": counts, "rows": [box_mask_row(o) for o in objs if o["bbox_px"] is not None]})
+        image_rows, by_image = group_by_image(objs, images)
+        return Plan(sorted(by_image), {"counts": counts, "image_rows": image_rows, "by_image": by_image})
+
+    def load(self, runtime: Runtime) -> LoadedModel:
+        ref, tiny = model_ref(self.cfg, "masks", self.tiny_dir)
+        return load_sam(ref, "tiny" if tiny else self.cfg.masks.model_type, runtime=runtime, tiny=tiny)
+
+    def run_batches(self, plan: Plan, loaded: LoadedModel, runtime: Runtime) -> tuple[list, BatchRunner]:
+        tiny = loaded.tiny
+        provenance = f"sam:{'tiny' if tiny else self.cfg.masks.model_type}:{loaded.revision.removeprefix('sha256:')}"
+        return run_sam(loaded.model, runtime, plan.todo, plan.data["image_rows"], plan.data["by_image"],
+                       self.load_image, self.cfg.masks.batch_size, provenance)
+
+    def summary(self, meta: dict[str, Any]) -> str:
+        n = meta["counts"]
+        return f"masks: {n['masks']} masks for {n['objects']} objects ({meta['backend']})"
+
+    def attach(self, plan: Plan, outputs: list, loaded: LoadedModel | None) -> tuple[pa.Table, dict[str, Any]]:
+        backend = self.cfg.masks.backend
+        rows = plan.data["rows"] if backend == "box" else [row for rows in outputs for row in rows]
+        meta: dict[str, Any] = {"backend": backend, "counts": plan.data["counts"] | {"masks": len(rows)}}
+        if backend == "box":
+            meta["model"] = "box"
+        return pa.Table.from_pylist(rows, schema=schemas.MASKS), meta
+
+
 def run_masks(
     images: pa.Table, objects: pa.Table, cfg: ModelsConfig, load_image: LoadImage, *, tiny_dir: str | None = None
 ) -> tuple[pa.Table, dict[str, Any]]:
     """MASKS table (one row per maskable object) and the op's metadata."""
-    objs = [o for o in objects.to_pylist() if _maskable(o)]
-    counts: dict[str, int] = {"objects": objects.num_rows, "boxed": sum(o["bbox_px"] is not None for o in objs)}
-    counts["point_only"] = len(objs) - counts["boxed"]
-    if cfg.masks.backend == "box":
-        rows = [box_mask_row(o) for o in objs if o["bbox_px"] is not None]
-        meta = base_meta("masks", None, None, cfg) | {"backend": "box", "counts": counts | {"masks": len(rows)}}
-        meta["model"] = "box"
-        return pa.Table.from_pylist(rows, schema=schemas.MASKS), meta
-    if not objs:
-        meta = base_meta("masks", None, None, cfg) | {"backend": "sam", "counts": counts | {"masks": 0}}
-        return schemas.empty(schemas.MASKS), meta
-
-    runtime = resolve_runtime(cfg.device)
-    ref, tiny = model_ref(cfg, "masks", tiny_dir)
-    loaded = load_sam(ref, "tiny" if tiny else cfg.masks.model_type, runtime=runtime, tiny=tiny)
-    provenance = f"sam:{'tiny' if tiny else cfg.masks.model_type}:{loaded.revision.removeprefix('sha256:')}"
-    rows = run_sam(loaded.model, runtime, images, objs, load_image, cfg.masks.batch_size, provenance)
-    table = pa.Table.from_pylist(rows[0], schema=schemas.MASKS)
-    meta = base_meta("masks", loaded, runtime, cfg) | rows[1] | {"backend": "sam", "counts": counts | {"masks": table.num_rows}}
-    return table, meta
+    return MasksOp(cfg, load_image, tiny_dir=tiny_dir).run(images, objects)
 
 
 def sam_pixels(sam, image: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
@@ -130,18 +152,14 @@ def sam_pixels(sam, image: torch.Tensor, input_size: tuple[int, int]) -> torch.T
     return sam.preprocess(resize(image, input_size, BILINEAR).contiguous().float())
 
 
-def run_sam(sam, runtime: Runtime, images: pa.Table, objs: list[dict], load_image: LoadImage, batch_size: int,
-            provenance: str) -> tuple[list[dict], dict]:
-    """Encode images in batches, decode every object's prompt; returns (mask rows, batching meta)."""
+def run_sam(sam, runtime: Runtime, image_ids: list[str], image_rows: dict[str, dict],
+            by_image: dict[str, list[dict]], load_image: LoadImage, batch_size: int,
+            provenance: str) -> tuple[list[list[dict]], BatchRunner]:
+    """Encode images in batches, decode every object's prompt; returns (mask rows per image,
+    the batch runner)."""
     from segment_anything.utils.transforms import ResizeLongestSide
 
     transform = ResizeLongestSide(sam.image_encoder.img_size)
-    image_rows = {r["image_id"]: r for r in images.to_pylist()}
-    by_image: dict[str, list[dict]] = defaultdict(list)
-    for o in objs:
-        if o["image_id"] not in image_rows:
-            raise ValueError(f"object {o['object_id']!r} refers to image {o['image_id']!r} not in the images table")
-        by_image[o["image_id"]].append(o)
 
     def input_size(width: int, height: int) -> tuple[int, int]:
         """(h, w) of the image inside SAM's square input: long side = encoder size (SAM's rule)."""
@@ -168,8 +186,7 @@ def run_sam(sam, runtime: Runtime, images: pa.Table, objs: list[dict], load_imag
             return [_decode(sam, transform, emb[i : i + 1], b, by_image[b["image_id"]], runtime, provenance)
                     for i, b in enumerate(batch)]
 
-    per_image, runner = run_pipeline(sorted(by_image), prepare, forward, batch_size)
-    return [row for rows in per_image for row in rows], runner.meta()
+    return run_batches(image_ids, prepare, forward, batch_size)
 
 
 def _masks_in_input_frame(sam, low_res: torch.Tensor, input_size: tuple[int, int]) -> np.ndarray:

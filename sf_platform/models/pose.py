@@ -7,15 +7,13 @@
   blow up a batch; images are read and cropped in the prefetch threads.
 - ``facing`` / ``facing_confidence`` from the keypoints (``core.facing``).
 
-Which objects are persons: category in ``PERSON_CATEGORIES`` (case-insensitive), with a box,
-and not a crowd / group box (one skeleton for a crowd box is meaningless).
+Which objects are persons: ``core.instances.is_person`` (a person category, with a box, not a
+crowd / group box: one skeleton for a crowd box is meaningless).
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,23 +22,17 @@ import torch
 
 from sf_platform.config import ModelsConfig
 from sf_platform.core import schemas
-from sf_platform.core.facing import facing_from_keypoints
+from sf_platform.core.facing import FACING_LABELS, FACING_RULE_VERSION, facing_from_keypoints
 from sf_platform.core.imaging import ModelImage
-from sf_platform.models.batching import run_pipeline
-from sf_platform.models.device import resolve_runtime
+from sf_platform.core.instances import is_person
+from sf_platform.models.batching import BatchRunner, run_batches
+from sf_platform.models.device import Runtime
 from sf_platform.models.inputs import load_for_model, normalize
-from sf_platform.models.loading import base_meta, load_transformers, model_ref
+from sf_platform.models.loading import LoadedModel, load_transformers, model_ref
+from sf_platform.models.op import LoadImage, ModelOp, Plan, group_by_image
 
 # DARK post-processing kernel of ``VitPoseImageProcessor.post_process_pose_estimation``.
 DARK_KERNEL = 11
-
-PERSON_CATEGORIES = frozenset({"person", "man", "woman", "boy", "girl", "child", "human"})
-
-LoadImage = Callable[[dict], np.ndarray]
-
-
-def is_person(obj: dict) -> bool:
-    return str(obj.get("category") or "").strip().lower() in PERSON_CATEGORIES
 
 
 def pose_row(obj: dict, keypoints, provenance: str) -> dict:
@@ -53,49 +45,64 @@ def pose_row(obj: dict, keypoints, provenance: str) -> dict:
     }
 
 
+class PoseOp(ModelOp):
+    """Given keypoints pass through; every other person goes through ViTPose."""
+
+    op = "pose"
+
+    @classmethod
+    def output_settings(cls, cfg: ModelsConfig) -> dict[str, Any]:
+        return super().output_settings(cfg) | {"facing_rule": FACING_RULE_VERSION, "dark_kernel": DARK_KERNEL}
+
+    def plan(self, images: pa.Table, objects: pa.Table | None) -> Plan:
+        objs = objects.to_pylist()
+        given = [o for o in objs if o.get("keypoints") is not None]
+        todo = [o for o in objs if o.get("keypoints") is None and is_person(o)]
+        image_rows, by_image = group_by_image(todo, images)
+        return Plan(sorted(by_image), {"given": given, "estimated": len(todo), "image_rows": image_rows,
+                                       "by_image": by_image})
+
+    def load(self, runtime: Runtime) -> LoadedModel:
+        ref, tiny = model_ref(self.cfg, "pose", self.tiny_dir)
+        from transformers import AutoProcessor, VitPoseForPoseEstimation
+
+        return load_transformers(VitPoseForPoseEstimation, AutoProcessor, ref, op="pose", runtime=runtime,
+                                 revision=self.cfg.pose.revision, tiny=tiny)
+
+    def run_batches(self, plan: Plan, loaded: LoadedModel, runtime: Runtime) -> tuple[list, BatchRunner]:
+        return estimate(loaded, runtime, plan.todo, plan.data["image_rows"], plan.data["by_image"],
+                        self.load_image, self.cfg.pose.batch_size)
+
+    def summary(self, meta: dict[str, Any]) -> str:
+        n = meta["counts"]
+        return f"poses: {n['persons']} persons, {n['given']} given / {n['estimated']} estimated"
+
+    def attach(self, plan: Plan, outputs: list, loaded: LoadedModel | None) -> tuple[pa.Table, dict[str, Any]]:
+        given = plan.data["given"]
+        rows = [pose_row(o, o["keypoints"], "given") for o in given] + outputs
+        table = pa.Table.from_pylist(rows, schema=schemas.POSES)
+        facings = table.column("facing").to_pylist()
+        meta: dict[str, Any] = {
+            "counts": {"given": len(given), "estimated": plan.data["estimated"], "persons": table.num_rows}
+            | {f"facing_{f}": facings.count(f) for f in FACING_LABELS}
+        }
+        if loaded is None and given:
+            meta["model"] = "given"
+        return table, meta
+
+
 def run_poses(
     images: pa.Table, objects: pa.Table, cfg: ModelsConfig, load_image: LoadImage, *, tiny_dir: str | None = None
 ) -> tuple[pa.Table, dict[str, Any]]:
     """POSES table (one row per person with given or estimated keypoints) and the op's metadata."""
-    objs = objects.to_pylist()
-    given = [o for o in objs if o.get("keypoints") is not None]
-    todo = [
-        o for o in objs
-        if o.get("keypoints") is None and is_person(o) and o.get("bbox_px") is not None
-        and not o.get("is_crowd") and not o.get("is_group")
-    ]
-    rows = [pose_row(o, o["keypoints"], "given") for o in given]
-    loaded = runtime = runner = None
-    if todo:
-        runtime = resolve_runtime(cfg.device)
-        ref, tiny = model_ref(cfg, "pose", tiny_dir)
-        from transformers import AutoProcessor, VitPoseForPoseEstimation
-
-        loaded = load_transformers(VitPoseForPoseEstimation, AutoProcessor, ref, op="pose", runtime=runtime,
-                                   revision=cfg.pose.revision, tiny=tiny)
-        estimated, runner = estimate(loaded, runtime, images, todo, load_image, cfg.pose.batch_size)
-        rows += estimated
-    table = pa.Table.from_pylist(rows, schema=schemas.POSES)
-    meta = base_meta("pose", loaded, runtime, cfg) | (runner.meta() if runner else {"batch_size": cfg.pose.batch_size})
-    if loaded is None and given:
-        meta["model"] = "given"
-    facings = table.column("facing").to_pylist()
-    meta["counts"] = {"given": len(given), "estimated": len(todo), "persons": table.num_rows} | {
-        f"facing_{f}": facings.count(f) for f in ("toward", "away", "left", "right", "unknown")
-    }
-    return table, meta
+    return PoseOp(cfg, load_image, tiny_dir=tiny_dir).run(images, objects)
 
 
-def estimate(loaded, runtime, images: pa.Table, persons: list[dict], load_image: LoadImage, batch_size: int):
-    """ViTPose keypoints for ``persons`` (objects with boxes) -> (POSES rows, batch runner)."""
+def estimate(loaded, runtime, image_ids: list[str], image_rows: dict[str, dict], by_image: dict[str, list[dict]],
+             load_image: LoadImage, batch_size: int):
+    """ViTPose keypoints for the persons of ``image_ids`` (``by_image``: objects with boxes)
+    -> (POSES rows, batch runner)."""
     processor, model = loaded.processor, loaded.model
-    image_rows = {r["image_id"]: r for r in images.to_pylist()}
-    by_image: dict[str, list[dict]] = defaultdict(list)
-    for o in persons:
-        if o["image_id"] not in image_rows:
-            raise ValueError(f"object {o['object_id']!r} refers to image {o['image_id']!r} not in the images table")
-        by_image[o["image_id"]].append(o)
-
     out_size = (processor.size["height"], processor.size["width"])
 
     def prepare(image_id: str) -> list[dict]:
@@ -114,7 +121,7 @@ def estimate(loaded, runtime, images: pa.Table, persons: list[dict], load_image:
         kp = np.concatenate([keypoints, scores[..., None]], axis=2)
         return [pose_row(b["obj"], k, loaded.model_id) for b, k in zip(batch, kp)]
 
-    return run_pipeline(sorted(by_image), prepare, forward, batch_size)
+    return run_batches(image_ids, prepare, forward, batch_size)
 
 
 # --- ViTPose pre/post-processing ---------------------------------------------------------------

@@ -1,36 +1,33 @@
 """Runs the checks of :mod:`sf_platform.quality.suites` through Great Expectations 1.x.
 
-Great Expectations is imported here, inside :func:`run_checks`, and nowhere else: it costs
-~3 s of import time, which only a process that validates should pay.  Each call builds an
+Great Expectations is imported here, inside :func:`run_checks`, and nowhere else: its import
+takes seconds, which only a process that validates should pay.  Each call builds an
 ephemeral context (no files unless Data Docs are asked for), with usage analytics and progress
 bars off (an unattended pipeline step must neither phone home nor spam its logs).
 
 One GX suite per derived frame (``pairs``, ``objects``, ``task.<t>``, ``balance``,
 ``volume`` ...), validated as a whole-dataframe batch of one shared pandas asset; every GX
 expectation carries its check's name in ``meta["check"]`` and the results are folded back into
-one :class:`~sf_platform.quality.suites.ExpectationOutcome` per check.
+one :class:`~sf_platform.quality.types.ExpectationOutcome` per check.
 
-Cost (1M rows, bench/validate.py): GX's own bookkeeping is ~5 ms per expectation, and its
-pandas engine fingerprints every batch by hashing all its values (``pandas_data_fingerprint``,
-skipped only for frames over 1 GB; no batch definition of the pandas data source avoids it),
-~0.25 s for the frames of a million rows.  So GX gets only the columns its expectations read,
-suites are built complete rather than stored expectation by expectation, and without Data Docs
-the suite runs on GX's validator directly, skipping the stores of suite, validation definition
-and result that only Data Docs read.
+What keeps it cheap: GX's pandas engine fingerprints every batch by hashing all of its values
+(no batch definition of the pandas data source avoids it), so GX gets only the columns its
+expectations read, and suites are built complete rather than stored expectation by
+expectation.  Without Data Docs each suite runs through GX's public ``Batch.validate``,
+skipping the stores of suite, validation definition and result that only Data Docs read.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from sf_platform.quality.derived import DerivedFrames
-from sf_platform.quality.suites import Check, ExpectationOutcome
+from sf_platform.quality.types import Check, ExpectationOutcome
 
 DOCS_SITE = "sf_quality"
 EXAMPLES = 5
@@ -74,7 +71,8 @@ def _plain(v):
 def offending_rows(df, cls: str, kw: dict, limit: int = EXAMPLES) -> tuple[np.ndarray, list]:
     """Row numbers (``df.row``) and values of the first ``limit`` rows a failed expectation
     rejects.  GX decides success and counts; this only picks examples, because asking GX for
-    ``unexpected_index_column_names`` costs ~30 s on a 1M-row frame where half the rows fail."""
+    ``unexpected_index_column_names`` makes it list every failing row's index, which on a large
+    frame where many rows fail costs far more than the validation itself."""
     if cls == "ExpectColumnValuesToBeBetween" or cls == "ExpectColumnValuesToBeInSet" or cls == "ExpectColumnValuesToNotBeNull" or cls == "ExpectColumnValuesToBeUnique":
         col = df[kw["column"]]
         if kw.get("row_condition"):
@@ -214,13 +212,11 @@ def run_checks(
 
 
 def _run(batch_definition, suite, df) -> list:
-    """GX results of ``suite`` on ``df``: GX's validator over the batch definition, which is
-    what ``ValidationDefinition.run`` does before it stores suite, definition and results in
-    the context (that bookkeeping only pays off for Data Docs, see :func:`_run_with_docs`)."""
-    from great_expectations.validator.v1_validator import Validator
-
-    validator = Validator(batch_definition=batch_definition, batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT)
-    return validator.validate_expectation_suite(suite).results
+    """GX results of ``suite`` on ``df`` through the public ``Batch.validate`` (no stored
+    suite, validation definition or result: that bookkeeping only pays off for Data Docs, see
+    :func:`_run_with_docs`)."""
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
+    return batch.validate(suite, result_format=RESULT_FORMAT).results
 
 
 def _run_with_docs(gx, ctx, batch_definition, suite, df, site: str) -> list:
@@ -238,8 +234,8 @@ def _run_with_docs(gx, ctx, batch_definition, suite, df, site: str) -> list:
 def _columns_for(df, kwargs: list[dict]):
     """``df`` narrowed to the columns its expectations read (and their row conditions name).
 
-    GX fingerprints every batch by hashing all of its values (~15 ns per value: 0.3 s for the
-    frames of a million-row table) and copies whole frames for column-pair expectations, so
+    GX fingerprints every batch by hashing all of its values and copies whole frames for
+    column-pair expectations, so
     bookkeeping columns such as ``row`` (kept in the derived frame for showing offending rows)
     stay out.  Derived frames hold one block per column, so the selection copies nothing."""
     used: set[str] = set()
@@ -289,7 +285,3 @@ def make_offline(folder: str) -> int:
             path.write_text(new, encoding="utf-8")
             changed += 1
     return changed
-
-
-def copy_tree(src: str, dst: str) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=True)

@@ -14,12 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sf_platform.quality.derived import (
-    LEFT_RIGHT_TASKS,
-    TWO_OBJECT_TASKS,
-    polarity,
-    yes_share_signal,
-)
+from sf_platform.quality.answers import polarity, yes_share_signal
+from sf_platform.quality.derived import LEFT_RIGHT_TASKS, TWO_OBJECT_TASKS
 
 DPI = 100
 SIZE = (6.4, 3.6)
@@ -104,7 +100,7 @@ def _counting_values(qa_by_task) -> np.ndarray:
     t = qa_by_task.get("counting")
     if t is None or not t.num_rows:
         return np.zeros(0)
-    from sf_platform.quality.derived import parse_count
+    from sf_platform.quality.answers import parse_count
 
     v = parse_count(t.column("answer").combine_chunks())
     return v[v >= 0]

@@ -5,7 +5,7 @@ unchecked table).  The work splits in two:
 
 - here, pure pyarrow/numpy turns the nested QA table into flat *derived* columns (box
   coordinates exploded one row per mentioned object, ``is_yes``, ``first_correct``,
-  ``answer_key``, ``count_answer`` ...), vectorised so a 1M-row table derives in about a second;
+  ``answer_key``, ``count_answer`` ...), vectorised (no Python loop per row);
 - :mod:`sf_platform.quality.gx_runner` hands those frames to Great Expectations 1.x
   (imported only there, only when something is validated) and maps its results back.
 
@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -54,9 +54,10 @@ from sf_platform.quality.derived import (
     derive,
     per_image_cap,
 )
+from sf_platform.quality.gx_runner import run_checks
+from sf_platform.quality.types import ERROR, WARN, Check, ExpectationOutcome
 
-ERROR = "ERROR"
-WARN = "WARN"
+__all__ = ["ERROR", "WARN", "Check", "ExpectationOutcome", "ValidationReport", "balance_min_rows", "validate_qa"]
 
 # Balance needs this many standard deviations of a fair coin inside the band (see module doc).
 BALANCE_SIGMAS = 4.0
@@ -78,20 +79,6 @@ VOLUME_FLOORS: dict[str, tuple[float, str]] = {
 }
 # A volume floor is only meaningful for a shard with enough images to expect one pair.
 VOLUME_MIN_IMAGES = 20
-
-
-@dataclass
-class ExpectationOutcome:
-    name: str
-    severity: str  # "ERROR" | "WARN"
-    success: bool
-    unexpected_count: int
-    element_count: int
-    observed: dict
-    examples: list[dict]  # a few offending rows (qa_id, task, the bad value, question, answer)
-    description: str = ""
-    skipped: bool = False  # not evaluated (too few rows, no scene/images given)
-    docs_page: str | None = None  # its GX Data Docs validation page, relative to data_docs_dir
 
 
 @dataclass
@@ -152,19 +139,6 @@ def balance_min_rows(settings: QASettings) -> int:
 # ---------------------------------------------------------------------------------------------
 # The expectations
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Check:
-    """One named expectation: what it asserts, its severity, and the GX expectations that test
-    it (``(frame, GX class name, kwargs)``; several GX expectations are AND-ed)."""
-
-    name: str
-    severity: str
-    description: str
-    gx: list[tuple[str, str, dict]] = field(default_factory=list)
-    skipped_reason: str | None = None
-    observed: dict = field(default_factory=dict)
 
 
 def _between(frame, column, **kw):
@@ -361,8 +335,6 @@ def validate_qa(
     :func:`sf_platform.core.qa.templates.allowed_answers`.  With ``data_docs_dir`` GX Data Docs
     are built there and ``report.data_docs_index`` points at their index.html.
     """
-    from sf_platform.quality.gx_runner import run_checks
-
     need = ("qa_id", "task", "question", "answer", "template_id", "objects", "fact", "image_id", "image_uri")
     absent = [c for c in need if c not in qa.column_names]
     if absent:

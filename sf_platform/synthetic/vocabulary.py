@@ -28,7 +28,7 @@ COCO_KEYPOINT_NAMES = (
 COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7]]
 COCO_SKELETON += [[6, 8], [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5]]
 COCO_SKELETON += [[4, 6], [5, 7]]
-FACINGS = ("toward", "away", "left", "right")
+from sf_platform.core.facing import FACINGS  # noqa: F401 - the one facing vocabulary
 
 
 @dataclass(frozen=True)

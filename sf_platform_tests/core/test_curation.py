@@ -424,11 +424,16 @@ def test_bad_depth_maps_drop_the_map_not_the_image(messy):
         "gray16": "depth_shape_mismatch",
         "cmyk": "depth_non_finite",
         "palette": "depth_non_finite",
-        "gray": "depth_unreadable",
+        "gray": "depth_missing",  # the depth_uri names a file that is not there
     }
     depth = {r["image_id"]: r["depth_uri"] for r in out.images.to_pylist()}
     assert depth["good"].endswith("ok.npy")
     assert all(depth[k] is None for k in ("gray16", "cmyk", "palette", "gray"))
+    # A source that gives depth maps: a kept image without any map is recorded too.
+    given = curate_shard(raw_images, raw_objects, raw_q, str(root), gives_depth=True)
+    unmapped = {k for k, uri in depth.items() if uri is None} - set(reasons(out, "depth"))
+    assert unmapped and reasons(given, "depth") == reasons(out, "depth") | dict.fromkeys(unmapped, "depth_missing")
+    assert given.images.equals(out.images)
 
 
 def test_bad_boxes(messy):

@@ -47,7 +47,7 @@ def test_png_millimetres_and_zero_is_missing(tmp_path):
 def test_unreadable(tmp_path):
     with pytest.raises(DepthRejected) as e:
         read_depth_map(str(tmp_path / "absent.npy"))
-    assert e.value.reason == "depth_unreadable"
+    assert e.value.reason == "depth_missing" and "absent.npy" in e.value.detail
     (tmp_path / "bad.npy").write_bytes(b"not numpy at all")
     with pytest.raises(DepthRejected, match="depth_unreadable"):
         read_depth_map(str(tmp_path / "bad.npy"))
@@ -109,3 +109,26 @@ def test_read_from_s3(s3_endpoint, s3_bucket):
     )
     got = read_depth_map(f"s3://{s3_bucket}/depth/a.npy", S3Config(endpoint_url=s3_endpoint))
     assert got.shape == (4, 6) and float(got[0, 0]) == 3.0
+
+
+def test_integer_npy_needs_its_unit(tmp_path):
+    """An int64 millimetre map is never read as metres: without depth_unit it is rejected
+    with a reason naming the file and the fix; with depth_unit: mm it is metres."""
+    mm = np.full((6, 8), 9888, np.int64)
+    mm[0, 0] = 0  # no measurement
+    path = save_npy(tmp_path / "mm.npy", mm)
+    with pytest.raises(DepthRejected) as e:
+        read_depth_map(path)
+    assert e.value.reason == "depth_unit_unknown"
+    assert "mm.npy" in e.value.detail and "int64" in e.value.detail and "depth_unit" in e.value.detail
+    got = read_depth_map(path, unit="mm")
+    assert got.dtype == np.float32 and np.isnan(got[0, 0])
+    assert np.nanmedian(got) == pytest.approx(9.888)
+    assert np.array_equal(read_depth_map(path, unit="m")[1:], np.full((5, 8), 9888, np.float32))
+    # A float map in millimetres, and a 16-bit PNG that says it holds metres.
+    floats = save_npy(tmp_path / "f.npy", np.full((6, 8), 2500.0, np.float32))
+    assert np.all(read_depth_map(floats, unit="mm") == np.float32(2.5))
+    Image.fromarray(np.full((4, 4), 3, np.uint16)).save(tmp_path / "m.png")
+    assert np.all(read_depth_map(str(tmp_path / "m.png"), unit="m") == 3.0)
+    with pytest.raises(ValueError, match="depth unit"):
+        read_depth_map(path, unit="cm")

@@ -72,7 +72,7 @@ def test_hand_built_scene_depth_counts_ranks_facing():
         {"object_id": "cup", "image_id": "A", "category": "cup", "points": [{"x": 60.0, "y": 30.0}]},
         {"object_id": "gone", "image_id": "Z", "category": "cup", "bbox_px": [1, 1, 5, 5]},  # image quarantined
     ], W, H)
-    depth_t, dmeta = run_depth(images, NO_MODELS, no_image, lambda uri: depth)
+    depth_t, dmeta = run_depth(images, NO_MODELS, no_image, lambda row: depth)
     masks_t, _ = run_masks(images, objects, NO_MODELS, no_image)
     poses_t, _ = run_poses(images, objects, NO_MODELS, no_image)
     assert dmeta["model"] == "given" and not dmeta["model_loaded"]
@@ -213,7 +213,7 @@ def test_synthetic_scenes_depth_and_facing_match_ground_truth(tmp_path):
          "is_crowd": g["is_crowd"], "is_truncated": g["is_truncated"], "keypoints": g["keypoints"]}
         for g in gt
     ], 640, 480)
-    depth_t, _ = run_depth(images, NO_MODELS, no_image, lambda uri: np.load(uri, allow_pickle=False))
+    depth_t, _ = run_depth(images, NO_MODELS, no_image, lambda row: np.load(row["depth_uri"], allow_pickle=False))
     masks_t, _ = run_masks(images, objects, NO_MODELS, no_image)
     poses_t, pmeta = run_poses(images, objects, NO_MODELS, no_image)
     assert pmeta["counts"]["estimated"] == 0
@@ -309,10 +309,44 @@ def test_related_classes_and_lost_categories_are_not_unique():
 
 
 @pytest.mark.parametrize("flag", ["is_crowd", "is_group", "is_depiction", "is_fake", "is_reflected"])
-def test_scene_and_qa_share_one_list_of_non_instance_flags(flag):
-    from sf_platform.core import scene as scene_module
-    from sf_platform.core.qa.scene_view import NON_INSTANCE_FLAGS
+def test_scene_stores_the_instance_facts_qa_reads(flag):
+    """One rule (core.instances): the scene stores it, SceneView reads the stored columns, and a
+    scene without them (older, or hand-built) gets the same facts from the same function."""
+    from sf_platform.core.instances import INSTANCE_COLUMNS, NON_INSTANCE_FLAGS
+    from sf_platform.core.qa.scene_view import SceneView
 
-    assert flag in NON_INSTANCE_FLAGS and not hasattr(scene_module, "NOT_COUNTABLE_FLAGS")
-    assert not scene_module.is_countable({"bbox_px": [0, 0, 1, 1], flag: True})
-    assert scene_module.is_countable({"bbox_px": [0, 0, 1, 1], flag: False})
+    assert flag in NON_INSTANCE_FLAGS
+    images = pa.Table.from_pylist([{"image_id": "A", "width": 100, "height": 100}], schema=schemas.IMAGES)
+    objects = _objects([
+        {"object_id": "a", "image_id": "A", "category": "cup", "bbox_px": [0, 0, 10, 10]},
+        {"object_id": "b", "image_id": "A", "category": "cup", "bbox_px": [50, 0, 60, 10], flag: True},
+        {"object_id": "c", "image_id": "A", "category": "dog", "bbox_px": [20, 20, 40, 40]},
+        {"object_id": "d", "image_id": "A", "category": "dog", "points": [{"x": 80.0, "y": 80.0}, {"x": 90.0, "y": 90.0}]},
+    ], 100, 100)
+    scene = build_scene(images, objects, None, None, None)
+    rows = {r["object_id"]: r for r in scene.to_pylist()}
+    assert [rows[k]["countable"] for k in "abcd"] == [True, False, True, True]
+    assert [rows[k]["instances"] for k in "abcd"] == [1, 0, 1, 2]
+    assert [rows[k]["category_count"] for k in "abcd"] == [1, 1, 3, 3]
+    assert [rows[k]["category_clean"] for k in "abcd"] == [False, False, True, True]  # the flagged cup
+    assert [rows[k]["category_all_boxed"] for k in "abcd"] == [True, True, False, False]  # points of dog
+    assert not any(rows[k]["category_unique"] for k in "abcd")
+
+    settings = QASettings()
+    stored = SceneView(scene, settings)
+    bare = SceneView(scene.drop_columns([c for c in INSTANCE_COLUMNS]), settings)
+    for name in ("countable", "instances", "n_instances", "all_boxed", "category_clean"):
+        assert np.array_equal(getattr(stored, name), getattr(bare, name)), name
+    # The view reads the stored columns: change one and the view follows it.
+    flipped = scene.set_column(scene.column_names.index("category_clean"), "category_clean",
+                               pa.array([True] * scene.num_rows))
+    assert SceneView(flipped, settings).category_clean.all()
+
+
+def test_scene_does_not_import_qa():
+    import subprocess
+    import sys
+
+    code = "import sys, sf_platform.core.scene; print(sorted(m for m in sys.modules if m.startswith('sf_platform.core.qa')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -52,7 +52,7 @@ def _ticks(defs, instance, path, tmp_path):
     shard = defs.resolve_job_def("process_shard")
     assert shard.execute_in_process(partition_key="syn/00000", instance=instance).success
 
-    night = dt.datetime(2026, 12, 1, 4, 0, tzinfo=dt.timezone.utc)
+    night = dt.datetime(2026, 12, 1, 4, 0, tzinfo=dt.UTC)
     first = _tick(defs, instance, path, night)
     (request,) = first.run_requests
     assert request.run_config["ops"]["release"]["config"]["version"] == "v2026.12.01"

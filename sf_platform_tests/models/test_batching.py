@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from sf_platform.models.batching import BatchRunner, is_oom, prefetch, run_pipeline, stream_batches
+from sf_platform.models.batching import BatchRunner, is_oom, prefetch, run_batches, stream_batches
 
 
 def oom_above(k: int, exc=torch.cuda.OutOfMemoryError):
@@ -87,8 +87,42 @@ def test_stream_batches_splits_on_key_and_size():
     assert [[v for _, v in b] for b in batches] == [[1, 2], [3], [4, 5]]
 
 
-def test_run_pipeline_expands_lists_and_backs_off():
+def test_run_batches_expands_lists_and_backs_off():
     forward, _ = oom_above(2)
-    out, runner = run_pipeline([1, 2, 3], lambda x: [x, x + 100], forward, batch_size=8)
+    out, runner = run_batches([1, 2, 3], lambda x: [x, x + 100], forward, batch_size=8)
     assert out == [10, 1010, 20, 1020, 30, 1030]
     assert runner.batch_size == 2
+
+
+@pytest.mark.faults
+def test_simulated_gpu_oom_halves_the_batch_and_every_row_comes_out():
+    """The pipeline every op runs (prefetch threads, batches by shape key, OOM back-off): a
+    forward that raises torch.cuda.OutOfMemoryError above 3 items finishes with the same rows,
+    in the same order, as a forward without the limit."""
+    items = list(range(50))
+
+    def prepare(i):  # expand some items into several elements, like person crops of an image
+        return [(i, k) for k in range(1 + i % 3)] if i % 5 else (i, 0)
+
+    def key(element):  # elements of different shapes never share a batch (runs of ten items)
+        return element[0] // 10
+
+    def forward_limited(limit):
+        sizes = []
+
+        def forward(batch):
+            sizes.append(len(batch))
+            if limit is not None and len(batch) > limit:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+            return [{"item": i, "part": k, "value": i * 100 + k} for i, k in batch]
+
+        return forward, sizes
+
+    free, free_sizes = forward_limited(None)
+    expected, free_runner = run_batches(items, prepare, free, batch_size=16, key=key)
+    small, small_sizes = forward_limited(3)
+    got, runner = run_batches(items, prepare, small, batch_size=16, key=key)
+    assert got == expected and len(got) == sum(1 + i % 3 if i % 5 else 1 for i in items)
+    assert free_runner.backoffs == 0 and max(free_sizes) > 3
+    assert runner.backoffs == 3 and runner.batch_size == 2 and runner.meta()["batch_size_used"] == 2
+    assert small_sizes[:4] == [16, 8, 4, 2] and max(small_sizes[4:]) <= 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from sf_platform.config import ModelsConfig
@@ -26,7 +27,7 @@ def test_given_depth_passes_through_without_a_model(photos):
     }
     images = images_table({"coffee": photos["coffee"]}, coffee={"depth_uri": "mem://ok"})
     loader = Loader(photos)
-    out, meta = run_depth(images, cfg, loader, maps.__getitem__)
+    out, meta = run_depth(images, cfg, loader, lambda row: maps[row["depth_uri"]])
     assert loader.loaded == [] and not meta["model_loaded"] and meta["model"] == "given"
     (row,) = out.to_pylist()
     assert (row["depth_kind"], row["depth_provenance"]) == ("metric", "given")
@@ -36,10 +37,15 @@ def test_given_depth_passes_through_without_a_model(photos):
 
     bad = images_table({"a": photos["coffee"], "b": photos["coffee"]}, a={"depth_uri": "mem://rotated"},
                        b={"depth_uri": "mem://empty"})
-    out, meta = run_depth(bad, cfg, loader, maps.__getitem__)
-    assert out.num_rows == 0 and out.schema == schemas.DEPTH
-    assert sorted(q["reason"] for q in meta["quarantine"]) == ["depth_empty", "depth_shape_mismatch"]
-    assert all(q["kind"] == "depth" and q["detail"] for q in meta["quarantine"])
+    # depth_policy skip: the rejected maps become rows without a map that say why (no model).
+    out, meta = run_depth(bad, cfg, loader, lambda row: maps[row["depth_uri"]], skips=lambda row: True)
+    assert out.schema == schemas.DEPTH and loader.loaded == [] and not meta["model_loaded"]
+    rows = {r["image_id"]: r for r in out.to_pylist()}
+    assert {k: (r["depth_status"], r["depth_reason"], r["depth_map"]) for k, r in rows.items()} == {
+        "a": ("skipped", "depth_shape_mismatch", None), "b": ("skipped", "depth_empty", None)}
+    assert all("depth_policy: skip" in r["depth_detail"] for r in rows.values())
+    assert meta["counts"] == {"images": 2, "given": 0, "predicted": 0, "rejected": 2, "skipped": 2}
+    assert meta["rejected_depth_maps"] == {"a": "depth_shape_mismatch", "b": "depth_empty"}
 
 
 def test_tiny_depth_anything_shapes_and_meta(photos, tiny_dir):
@@ -54,9 +60,11 @@ def test_tiny_depth_anything_shapes_and_meta(photos, tiny_dir):
         assert row["depth_min"] <= row["depth_max"]
     assert meta["tiny"] and meta["model"] == "tiny:depth" and meta["dtype"] == "float32"
     # astronaut is square, coffee and chelsea 3:2: their resized inputs differ, so >= 2 batches.
-    assert meta["batches"] >= 2 and meta["counts"] == {"images": 3, "given": 0, "predicted": 3, "quarantined": 0}
+    assert meta["batches"] >= 2
+    assert meta["counts"] == {"images": 3, "given": 0, "predicted": 3, "rejected": 0, "skipped": 0}
 
 
+@pytest.mark.faults
 def test_oom_backoff_gives_the_same_maps(photos, tiny_dir, monkeypatch):
     from transformers import DepthAnythingForDepthEstimation
 

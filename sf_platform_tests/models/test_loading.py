@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from sf_platform.config import ModelsConfig
+from sf_platform.config import ModelsConfig, parse_config
 from sf_platform.models.device import resolve_runtime
 from sf_platform.models.loading import (
     ModelWeightsMissing,
+    check_loadable,
     files_hash,
     hub_offline,
     load_sam,
@@ -86,3 +87,35 @@ def test_model_ref_by_profile(tiny_dir):
     assert model_ref(real, "masks") == (None, False)
     ref, tiny = model_ref(ModelsConfig(profile="tiny"), "pose", tiny_dir)
     assert tiny and Path(ref, "config.json").exists()
+
+
+def test_check_loadable_names_every_missing_model_and_its_sources(tmp_path, tiny_dir):
+    """What ``sf-platform run`` checks before any shard: each op the sources need, offline."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rgbd = {"name": "rgbd", "format": "objects365", "images": str(folder), "annotations": str(folder),
+            "depth": str(folder), "keypoints": str(folder)}
+    pix = {"name": "pix", "format": "pixmo", "images": str(folder), "annotations": str(folder)}
+    none = {"profile": "real", "masks": {"backend": "box"},
+            "depth": {"model": None}, "pose": {"model": None}, "detection": {"model": None}}
+    # Given depth and keypoints, depth_policy skip by default (no depth weights): nothing needed.
+    assert check_loadable(parse_config({"sources": [rgbd], "models": none}, tmp_path)) == []
+    # depth_policy: model without weights fails early, naming the source and the way out.
+    problems = check_loadable(parse_config({"sources": [rgbd | {"depth_policy": "model"}], "models": none}, tmp_path))
+    assert len(problems) == 1 and "depth model needed by source(s) rgbd" in problems[0]
+    assert "models.depth.model is not set" in problems[0] and "depth_policy: skip" in problems[0]
+    # PixMo needs detection, depth and pose; an uncached hub id offline is named too.
+    models = none | {"detection": {"model": "sf-platform-tests/absent-owl"}, "masks": {"backend": "sam"}}
+    problems = check_loadable(parse_config({"sources": [rgbd, pix], "models": models}, tmp_path))
+    by_op = {p.split(" ")[0]: p for p in problems}
+    assert set(by_op) == {"detection", "masks", "depth", "pose"}
+    assert "source(s) pix:" in by_op["detection"] and "HF_HUB_OFFLINE" in by_op["detection"]
+    assert "source(s) rgbd, pix:" in by_op["masks"] and "source(s) pix:" in by_op["depth"]
+    # Local folders that hold models pass; the tiny profile needs no weights at all.
+    from sf_platform.models.tiny import ensure_tiny_models
+
+    paths = ensure_tiny_models(tiny_dir, ops=("detection", "depth", "pose"))
+    local = {"profile": "real", "masks": {"backend": "box"}, "detection": {"model": paths["detection"]},
+             "depth": {"model": paths["depth"]}, "pose": {"model": paths["pose"]}}
+    assert check_loadable(parse_config({"sources": [rgbd, pix], "models": local}, tmp_path)) == []
+    assert check_loadable(parse_config({"sources": [pix], "models": {"profile": "tiny"}}, tmp_path)) == []

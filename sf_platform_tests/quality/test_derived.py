@@ -7,20 +7,18 @@ import pyarrow as pa
 import pytest
 
 from sf_platform.core import schemas
-from sf_platform.quality.derived import (
+from sf_platform.quality.answers import (
     UNPARSEABLE,
-    _box_columns,
-    _take,
     answer_codes,
     box_strings,
     grounding_box_diff,
     parse_count,
     parse_grounding,
     polarity,
-    scene_columns,
-    stripped_bytes,
     yes_share_signal,
 )
+from sf_platform.quality.columns import _box_columns, _take, stripped_bytes
+from sf_platform.quality.derived import scene_columns
 
 
 def test_parse_count():

@@ -25,76 +25,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sf_platform.core import schemas
+from sf_platform.core.arrays import numpy_filled, single_chunk
+from sf_platform.core.facing import FACINGS as FACING
+from sf_platform.core.instances import FACT_INPUTS, INSTANCE_COLUMNS, boxes_1000, instance_facts
+from sf_platform.core.qa.groups import (
+    expand_ranges,
+    group_ids,
+    group_starts,
+    others_max,
+    others_min,
+)
 from sf_platform.core.qa.ids import combine, hash_strings
 from sf_platform.core.qa.settings import QASettings
 
-FACING = ("toward", "away", "left", "right")
-FACING_TOWARD, FACING_AWAY, FACING_LEFT, FACING_RIGHT = range(4)
-# The flags that make a box something other than one countable instance (DESIGN.md).
-NON_INSTANCE_FLAGS = ("is_crowd", "is_group", "is_depiction", "is_fake", "is_reflected")
+FACING_TOWARD, FACING_AWAY, FACING_LEFT, FACING_RIGHT = range(len(FACING))
+__all__ = ["FACING", "SceneView", "clearly_left_of", "expand_ranges", "group_ids", "group_starts",
+           "others_max", "others_min"]
 SORT_KEYS = [
     ("source", "ascending"),
     ("shard", "ascending"),
     ("image_id", "ascending"),
     ("object_id", "ascending"),
 ]
-
-
-def _np(col, fill, dtype) -> np.ndarray:
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    if col.null_count:
-        col = pc.fill_null(col, fill)
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
-
-
-def _strings(col) -> pa.Array:
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-
-
-def group_starts(keys: np.ndarray) -> np.ndarray:
-    """Start offsets (plus the end) of runs of equal values in a sorted key array."""
-    n = len(keys)
-    if n == 0:
-        return np.zeros(1, dtype=np.int64)
-    new = np.r_[True, keys[1:] != keys[:-1]]
-    return np.r_[np.flatnonzero(new), n].astype(np.int64)
-
-
-def group_ids(keys: np.ndarray) -> np.ndarray:
-    """Dense run ids (0, 0, 1, 2, 2, ...) of a sorted key array."""
-    if len(keys) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.cumsum(np.r_[True, keys[1:] != keys[:-1]]) - 1
-
-
-def others_min(group: np.ndarray, values: np.ndarray, member: np.ndarray) -> np.ndarray:
-    """For each member, the smallest value among the *other* members of its group (inf if none).
-
-    Lets "is this the leftmost chair, and by how much" be decided for every object at once: an
-    object is an extreme with a clear margin iff its value beats ``others_min`` by the margin.
-    """
-    out = np.full(len(values), np.inf)
-    idx = np.flatnonzero(member)
-    if idx.size == 0:
-        return out
-    g, v = group[idx], values[idx]
-    o = np.lexsort((idx, v, g))
-    si, sg, sv = idx[o], g[o], v[o]
-    starts = group_starts(sg)[:-1]
-    sizes = np.diff(np.r_[starts, len(sg)])
-    gid = group_ids(sg)
-    first = sv[starts]
-    second = np.where(sizes >= 2, sv[np.minimum(starts + 1, len(sv) - 1)], np.inf)
-    is_first = np.zeros(len(sg), dtype=bool)
-    is_first[starts] = True
-    out[si] = np.where(is_first, second[gid], first[gid])
-    return out
-
-
-def others_max(group: np.ndarray, values: np.ndarray, member: np.ndarray) -> np.ndarray:
-    """Largest value among the other members of each member's group (-inf if none)."""
-    return -others_min(group, -np.asarray(values, dtype=np.float64), member)
 
 
 def clearly_left_of(
@@ -160,7 +112,7 @@ class SceneView:
         field = schemas.SCENE.field(name)
         if name not in self._scene.column_names:
             return pa.nulls(self.n, field.type)
-        c = _strings(self._scene.column(name))
+        c = single_chunk(self._scene.column(name))
         if c.type != field.type:
             try:
                 c = c.cast(field.type)
@@ -196,14 +148,14 @@ class SceneView:
     # -- categories ------------------------------------------------------------------------
     @cached_property
     def category(self) -> pa.Array:
-        return _strings(self.column("category"))
+        return single_chunk(self.column("category"))
 
     @cached_property
     def _categories(self) -> tuple[np.ndarray, list[str]]:
         cat = self.category
         names = sorted(set(pc.unique(cat.drop_null()).to_pylist()))
         code = pc.index_in(cat, value_set=pa.array(names, type=pa.string()))
-        codes = _np(code, len(names), np.int64)
+        codes = numpy_filled(code, len(names), np.int64)
         return codes, names
 
     @property
@@ -240,69 +192,51 @@ class SceneView:
         inv, n = self.cat_inverse
         return np.bincount(inv, weights=np.asarray(values, np.float64), minlength=n)[inv]
 
+    # -- instance facts: decided by core.instances, stored by the scene -------------------
     @cached_property
-    def n_instances(self) -> np.ndarray:
-        """Countable instances of the object's category in its image: boxes plus points.
-
-        A point-only object (PixMo, a point the detector matched to no box) is one instance
-        per point, like ``core.scene.instances``; counting and uniqueness must see it.
-        """
-        return self.category_total(self.instances).astype(np.int64)
-
-    @cached_property
-    def all_boxed(self) -> np.ndarray:
-        """Every countable instance of the object's category in its image has a box.
-
-        Only then can its instances be compared by position, size or depth: "the rightmost
-        chair" among boxed chairs is false when a point-only chair lies further right.
-        """
-        return self.n_instances == self.category_total(self.countable & self.has_box)
-
-    @cached_property
-    def category_incomplete(self) -> np.ndarray:
-        """The scene's ``category_incomplete``: the category may have instances the scene does
-        not show as countable objects (an annotation lost to quarantine, a related OpenImages
-        class in the image; see ``core.scene``).  Null (older scenes) reads as complete."""
-        return self.category_total(_np(self.column("category_incomplete"), False, bool)) > 0
-
-    @cached_property
-    def category_clean(self) -> np.ndarray:
-        """Every object of this category in the image is one countable instance with geometry
-        (no crowd/group/depiction/fake/reflected box), and the category is not incomplete.
-
-        Only then may the category be counted or named: "the chair" or "how many chairs" is
-        ambiguous when a mirror reflection or a "group of chairs" box is also a chair, and
-        false when a chair annotation was quarantined for bad geometry (a box in the question
-        stays fine: it names the object whatever else is in the image).
-        """
-        whole = self.countable & (self.has_box | (self.n_points > 0))
-        return (
-            self.has_category
-            & (self.category_total(~whole & self.has_category) == 0)
-            & ~self.category_incomplete
+    def _instance_facts(self) -> dict[str, np.ndarray]:
+        """The scene's instance columns in view order.  A scene that lacks them (written
+        before they existed, or built by hand in a test) gets them from the same rule,
+        :func:`sf_platform.core.instances.instance_facts`, over the view's columns."""
+        names = [c for c in INSTANCE_COLUMNS if not c.endswith("_rank")]
+        stored = all(
+            c in self._scene.column_names and (self.n == 0 or self._scene.column(c).null_count < self.n)
+            for c in names
         )
+        if not stored:
+            return instance_facts(pa.table({c: self.column(c) for c in FACT_INPUTS}))
+        return {c: numpy_filled(self.column(c), False if schemas.SCENE.field(c).type == pa.bool_() else 0,
+                       bool if schemas.SCENE.field(c).type == pa.bool_() else np.int64) for c in names}
+
+    @property
+    def countable(self) -> np.ndarray:
+        """One real instance: a category and no crowd/group/depiction/fake/reflected flag."""
+        return self._instance_facts["countable"]
+
+    @property
+    def instances(self) -> np.ndarray:
+        """Instances each object stands for: 1 per countable box, one per point of a
+        countable point-only object, 0 for anything not countable."""
+        return self._instance_facts["instances"]
+
+    @property
+    def n_instances(self) -> np.ndarray:
+        """Countable instances of the object's category in its image (``category_count``)."""
+        return self._instance_facts["category_count"]
+
+    @property
+    def all_boxed(self) -> np.ndarray:
+        """Every countable instance of the object's category in its image has a box."""
+        return self._instance_facts["category_all_boxed"]
+
+    @property
+    def category_clean(self) -> np.ndarray:
+        """The category may be counted and named in this image (``core.instances``)."""
+        return self._instance_facts["category_clean"]
 
     # -- flags and geometry ----------------------------------------------------------------
     def flag(self, name: str) -> np.ndarray:
-        return _np(self.column(name), False, bool)
-
-    @cached_property
-    def countable(self) -> np.ndarray:
-        bad = np.zeros(self.n, dtype=bool)
-        for f in NON_INSTANCE_FLAGS:
-            bad |= self.flag(f)
-        return ~bad & (self.cat < len(self.cat_names))
-
-    @cached_property
-    def n_points(self) -> np.ndarray:
-        """Number of points of each object (0 where none)."""
-        return _np(pc.list_value_length(_strings(self.column("points"))), 0, np.int64)
-
-    @cached_property
-    def instances(self) -> np.ndarray:
-        """Instances each object stands for: 1 for a countable box, one per point for a
-        countable point-only object, 0 for anything not countable."""
-        return np.where(self.countable, np.where(self.has_box, 1, self.n_points), 0)
+        return numpy_filled(self.column(name), False, bool)
 
     def clearly_left_of(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:func:`clearly_left_of` of objects ``i`` and ``j`` under this view's settings."""
@@ -317,17 +251,11 @@ class SceneView:
 
     @cached_property
     def bbox_1000(self) -> pa.Array:
-        return _strings(self.column("bbox_1000"))
+        return single_chunk(self.column("bbox_1000"))
 
     @cached_property
     def _boxes(self) -> tuple[np.ndarray, np.ndarray]:
-        col = self.bbox_1000
-        valid = col.is_valid().to_numpy(zero_copy_only=False)
-        child = col.values.slice(col.offset * 4, self.n * 4)
-        box = _np(child, 0, np.int64).reshape(self.n, 4)
-        child_ok = child.is_valid().to_numpy(zero_copy_only=False).reshape(self.n, 4).all(axis=1)
-        ok = valid & child_ok & (box[:, 2] > box[:, 0]) & (box[:, 3] > box[:, 1])
-        return box, ok
+        return boxes_1000(self.bbox_1000, self.n)
 
     @property
     def box(self) -> np.ndarray:
@@ -358,12 +286,12 @@ class SceneView:
     @cached_property
     def _depth(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         s = self.settings
-        d = _np(self.column("depth_median"), np.nan, np.float64)
+        d = numpy_filled(self.column("depth_median"), np.nan, np.float64)
         kind = self.column("depth_kind")
-        metric = _np(pc.equal(kind, "metric"), False, bool)
-        disp = _np(pc.equal(kind, "disparity"), False, bool)
-        dmin = _np(self.column("image_depth_min"), np.nan, np.float64)
-        dmax = _np(self.column("image_depth_max"), np.nan, np.float64)
+        metric = numpy_filled(pc.equal(kind, "metric"), False, bool)
+        disp = numpy_filled(pc.equal(kind, "disparity"), False, bool)
+        dmin = numpy_filled(self.column("image_depth_min"), np.nan, np.float64)
+        dmax = numpy_filled(self.column("image_depth_max"), np.nan, np.float64)
         rng = dmax - dmin
         with np.errstate(divide="ignore", invalid="ignore"):
             score = np.where(
@@ -404,28 +332,28 @@ class SceneView:
 
     @cached_property
     def depth(self) -> np.ndarray:
-        return _np(self.column("depth_median"), np.nan, np.float64)
+        return numpy_filled(self.column("depth_median"), np.nan, np.float64)
 
     # -- people -----------------------------------------------------------------------------
     @cached_property
     def facing(self) -> np.ndarray:
         """0 toward, 1 away, 2 left (faces image-left), 3 right; -1 unknown / none."""
-        code = pc.index_in(_strings(self.column("facing")), value_set=pa.array(FACING))
-        return _np(code, -1, np.int64)
+        code = pc.index_in(single_chunk(self.column("facing")), value_set=pa.array(FACING))
+        return numpy_filled(code, -1, np.int64)
 
     @cached_property
     def facing_confidence(self) -> np.ndarray:
-        return _np(self.column("facing_confidence"), 0.0, np.float64)
+        return numpy_filled(self.column("facing_confidence"), 0.0, np.float64)
 
     # -- image-level counts (PixMo) --------------------------------------------------------
     @cached_property
     def image_count(self) -> np.ndarray:
-        col = _strings(self.column("image_count")).take(pa.array(self.img_starts[:-1]))
-        return _np(col, -1, np.int64)
+        col = single_chunk(self.column("image_count")).take(pa.array(self.img_starts[:-1]))
+        return numpy_filled(col, -1, np.int64)
 
     @cached_property
     def image_count_label(self) -> pa.Array:
-        return _strings(self.column("image_count_label")).take(pa.array(self.img_starts[:-1]))
+        return single_chunk(self.column("image_count_label")).take(pa.array(self.img_starts[:-1]))
 
     # -- pairs ------------------------------------------------------------------------------
     def image_pairs(self, member: np.ndarray, max_per_image: int) -> tuple[np.ndarray, np.ndarray]:
@@ -453,11 +381,3 @@ class SceneView:
         block = np.repeat(np.cumsum(cnt) - cnt, cnt)
         right = left + 1 + (np.arange(len(left)) - block)
         return idx[left], idx[right]
-
-
-def expand_ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + k)`` for each (start, size), without a Python loop."""
-    starts = np.asarray(starts, dtype=np.int64)
-    sizes = np.asarray(sizes, dtype=np.int64)
-    before = np.cumsum(sizes) - sizes
-    return np.repeat(starts - before, sizes) + np.arange(int(sizes.sum()), dtype=np.int64)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sf_platform.core.scene import MIN_MASK_BOX_IOU
+
 
 class QASettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -30,7 +32,7 @@ class QASettings(BaseModel):
     min_facing_confidence: float = Field(default=0.6, ge=0, le=1)
     # Mask quality under which the scene does not trust a mask for an object's depth
     # statistics (core.scene.mask_trusted; QA then relies on the scene's depth_reliable).
-    min_mask_box_iou: float = Field(default=0.5, ge=0, le=1)
+    min_mask_box_iou: float = Field(default=MIN_MASK_BOX_IOU, ge=0, le=1)
     # Objects smaller than this share of the image are not used as relation endpoints.
     min_object_area_frac: float = Field(default=0.001, ge=0, lt=1)
     # counting: largest count asked; histogram of counts flattened so that no count's rows

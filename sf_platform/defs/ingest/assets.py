@@ -116,7 +116,8 @@ def curated(context: dg.AssetExecutionContext, platform: PlatformResource):
         # The index records where file names are relative to (for synthetic sources that is
         # the generator's images/ folder, not the configured output folder).
         cur = curate_shard(raw.images, raw.objects, raw.quarantine,
-                           summary.images_root or src.images, cfg.s3, src.annotation_frame)
+                           summary.images_root or src.images, cfg.s3, src.annotation_frame,
+                           gives_depth=src.gives_depth, depth_unit=src.depth_unit)
         raw_images += raw.images.num_rows
         missing += cur.missing_images
         if cur.missing_images:  # a shard whose every image is missing has already failed
