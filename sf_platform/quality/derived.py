@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sf_platform.core.category_names import display_names
 from sf_platform.core.qa.settings import QASettings
 
 # Sentinel written into a derived numeric column when a value could not be parsed at all, so
@@ -651,7 +652,8 @@ def derive(
         top = int(np.argmax(sizes))
         d.top_category[t] = (cat_names[top].as_py(), float(sizes[top] / len(r)))
         if t == "grounding":
-            cols["grounding_box_diff"] = grounding_box_diff(ans_t, _take(fact_value, r), obj_start[r], obj_count[r], cats, coords)
+            cols["grounding_box_diff"] = grounding_box_diff(ans_t, _take(fact_value, r), obj_start[r], obj_count[r],
+                                                           display_names(cats), coords)
         if t == "counting":
             cols["count_answer"] = parse_count(ans_t)
             cols["count_fact"] = parse_count(_take(fact_value, r))
