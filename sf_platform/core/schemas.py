@@ -235,7 +235,15 @@ QA = pa.schema(
     ]
 )
 
-TASKS = ("grounding", "referring", "counting", "near_far", "left_right", "perspective")
+TASKS = (
+    "grounding",
+    "referring",
+    "counting",
+    "near_far",
+    "left_right",
+    "perspective",
+    "conditional_counting",
+)
 
 
 def empty(schema: pa.Schema) -> pa.Table:

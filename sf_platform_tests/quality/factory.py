@@ -28,6 +28,7 @@ ALLOWED = {
     ("grounding", "grounding.json"): None,
     ("referring", "referring.region"): None,
     ("near_far", "near_far.which"): None,
+    ("conditional_counting", "conditional_counting.number"): None,
 }
 
 
@@ -139,6 +140,14 @@ def qa_table(task: str, scene: pa.Table, images: pa.Table, per_image: int = 2) -
         objs = _objects_col([a_id], [a_cat], [a_box])
         ev_count = pa.array(cnt.astype(np.int32))
         tmpl = "counting.number"
+    elif task == "conditional_counting":
+        cnt = r % 4  # 0 is a valid conditional count
+        q = _s("How many ", a_cat, " are in the left half of the image?")
+        ans = _num(cnt)
+        fact = (a_cat, pa.array(["count_in_left_half"] * n), empty, _num(cnt))
+        objs = _objects_col([a_id], [a_cat], [a_box])
+        ev_count = pa.array(cnt.astype(np.int32))
+        tmpl = "conditional_counting.number"
     elif task == "near_far":
         asks_closer = r % 2 == 0
         a_closer = (r // 2) % 2 == 0

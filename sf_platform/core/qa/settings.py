@@ -38,6 +38,9 @@ class QASettings(BaseModel):
     # smallest bin, so one rare count in a shard does not throw most of the shard away).
     count_cap: int = Field(default=10, ge=1)
     count_max_bin_ratio: float = Field(default=3.0, ge=1)
+    # conditional_counting: no answer value above this share of the task's rows (when at
+    # least ceil(1/share) values occur): "0" and "1" otherwise dominate and the prior answers.
+    conditional_count_max_value_share: float = Field(default=0.4, gt=0, le=1)
     # referring/grounding: "the largest <category>" only when its box area is at least this
     # many times the next largest instance's -- people judge relative size with a ~20-30%
     # Weber fraction, so 1.5x is a difference nobody disputes.
