@@ -1,5 +1,6 @@
 import dagster as dg
 
 from sf_platform.defs.ingest.assets import curated, source_index
+from sf_platform.defs.ingest.near_duplicates import near_duplicates
 
-defs = dg.Definitions(assets=[source_index, curated])
+defs = dg.Definitions(assets=[source_index, curated, near_duplicates])
