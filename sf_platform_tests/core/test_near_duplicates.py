@@ -167,3 +167,21 @@ def test_false_match_rate_on_synthetic_scenes_and_recall_on_copies(tmp_path):
     recall = float(np.mean([hamming(h[k:k + 1], np.asarray([c]))[0] <= T for k, c in copies]))
     assert false_rate < 0.005 and recall == 1.0, (false_rate, recall)
     assert paths.images_dir
+
+
+def test_release_leaves_out_the_qa_of_near_duplicate_images(file_store):
+    from sf_platform.core import release
+    from sf_platform.core.near_duplicates import ASSET, NEAR_DUPLICATES
+    from sf_platform.storage.layout import asset_key
+    from sf_platform_tests.core.test_release import REAL, S, put_inputs
+
+    keys = put_inputs(file_store)
+    gr = file_store.read_table(keys["grounding"][0])
+    victim = gr.column("image_id")[0].as_py()
+    row = {f.name: None for f in NEAR_DUPLICATES}
+    row.update(source="o365", shard="00000", kind="image", image_id=victim, reason="near_duplicate")
+    file_store.write_table(asset_key(ASSET), pa.Table.from_pylist([row], schema=NEAR_DUPLICATES))
+    release.build_release(file_store, "v1", keys, REAL, S)
+    data = file_store.read_table("release/v1/data/grounding/o365-00000.parquet")
+    ids = set(data.column("image_id").to_pylist())
+    assert victim not in ids and ids == set(gr.column("image_id").to_pylist()) - {victim}
