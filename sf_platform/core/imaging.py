@@ -218,7 +218,7 @@ def decode_image(
     elif mode not in _SAFE_MODES:
         to_rgb(im)  # rare exotic modes: prove the conversion works now, not in a GPU op
     # hashed from the pixels decoded here (draft scale is ample for 32x32): no second read
-    phash = perceptual_hash(im if mode in ("RGB", "L") else to_rgb(im), orientation)
+    phash = perceptual_hash(im if mode in ("RGB", "L") else to_rgb(im), _TRANSPOSE.get(orientation))
     return DecodedImage(
         width=width,
         height=height,

@@ -47,15 +47,6 @@ NEAR_DUPLICATES = pa.schema(
         ("distance", pa.int8()),  # Hamming distance of the hashes (bits of 64)
     ]
 )
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -67,12 +58,14 @@ def _dct_matrix(n: int) -> np.ndarray:
 _DCT = _dct_matrix(HASH_SIDE)[:LOW]
 
 
-def perceptual_hash(im: Image.Image, orientation: int = 1) -> int:
-    """64-bit DCT hash of a decoded PIL image, in its EXIF-oriented frame, as a signed int64."""
+def perceptual_hash(im: Image.Image, orient: Image.Transpose | None = None) -> int:
+    """64-bit DCT hash of a decoded PIL image as a signed int64; ``orient`` is the transpose
+    that puts the stored image upright (its EXIF orientation), applied to the 32x32 thumbnail
+    so rotated copies hash alike."""
     grey = im if im.mode == "L" else im.convert("RGB").convert("L")
     small = grey.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.LANCZOS)
-    if orientation in _TRANSPOSE:
-        small = small.transpose(_TRANSPOSE[orientation])
+    if orient is not None:
+        small = small.transpose(orient)
     a = np.asarray(small, dtype=np.float64)
     low = _DCT @ a @ _DCT.T  # the LOW x LOW lowest frequencies of the 2-D DCT
     bits = (low > np.median(low)).ravel()
