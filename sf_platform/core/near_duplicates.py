@@ -27,6 +27,8 @@ the kept image; the release drops their QA rows (:func:`drop_near_duplicates`).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -62,7 +64,7 @@ def perceptual_hash(im: Image.Image, orient: Image.Transpose | None = None) -> i
     """64-bit DCT hash of a decoded PIL image as a signed int64; ``orient`` is the transpose
     that puts the stored image upright (its EXIF orientation), applied to the 32x32 thumbnail
     so rotated copies hash alike."""
-    grey = im if im.mode == "L" else im.convert("RGB").convert("L")
+    grey = im.convert("L") if im.mode in ("L", "RGB") else im.convert("RGB").convert("L")
     small = grey.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.LANCZOS)
     if orient is not None:
         small = small.transpose(orient)
@@ -84,7 +86,7 @@ def _band_pairs(h: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarra
     n_bands = max_distance + 1
     edges = np.linspace(0, 64, n_bands + 1).astype(int)
     ii, jj = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         band = (u >> np.uint64(lo)) & np.uint64((1 << (hi - lo)) - 1)
         o = np.argsort(band, kind="stable")
         b = band[o]

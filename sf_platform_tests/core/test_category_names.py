@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 
 from sf_platform.core import category_names as cn
-from sf_platform.core.sources.categories import OBJECTS365_NAME_FIXES
 from sf_platform.core.qa.templates import TEMPLATES, render
+from sf_platform.core.sources.categories import OBJECTS365_NAME_FIXES
 
 # Nouns whose plural is the singular: only these may read the same in both forms.
 INVARIANT = {"sheep", "deer", "fish", "goldfish", "jellyfish", "shrimp", "squid", "dice"}

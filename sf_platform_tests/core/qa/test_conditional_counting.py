@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401 (pa.compute)
+import pyarrow.compute
 import pyarrow.parquet as pq
 import pytest
 
@@ -32,8 +32,8 @@ def rows_of(table) -> dict[tuple[str, str, str], dict]:
 
 
 # The rule tests switch the balance caps off, so every askable count is there to inspect.
-NO_CAPS = dict(max_pairs_per_image=100, max_category_share=1.0, count_max_bin_ratio=100.0,
-               conditional_count_max_value_share=1.0)
+NO_CAPS = {"max_pairs_per_image": 100, "max_category_share": 1.0, "count_max_bin_ratio": 100.0,
+           "conditional_count_max_value_share": 1.0}
 
 
 def gen(images, **kw):
