@@ -82,7 +82,9 @@ def _with_reference(view: SceneView, cond: str, obj: np.ndarray, ref: np.ndarray
         truth = left if cond == "count_left_of" else right
         return left | right, truth, np.abs(gap), np.full(len(obj), 1000.0 * s.left_right_margin)
     if cond in ("count_closer_than", "count_farther_than"):
+        # near_far's endpoint rule: reliable depth, not truncated, not too small for depth stats
         ok = view.depth_ok[obj] & view.depth_ok[ref] & ~view.truncated[obj] & ~view.truncated[ref]
+        ok &= view.nameable[obj]
         ok &= view.depth_kind[obj] == view.depth_kind[ref]
         gap = view.near_score[obj] - view.near_score[ref]
         clear = ok & (np.abs(gap) > view.near_margin[ref])
