@@ -191,5 +191,28 @@ def validate(path, config_path):
     sys.exit(0 if rep.passed else 1)
 
 
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", "only_sources", multiple=True, help="Sources to evaluate (default: all with given depth).")
+@click.option("--max-images", default=200, show_default=True, help="Images per source (its first shards).")
+@click.option("--no-pose", is_flag=True, help="Do not run the pose model (use the given keypoints).")
+@click.option("--name", default="latest", show_default=True, help="Page name under reports/evaluate/.")
+def evaluate(config_path, only_sources, max_images, no_pose, name):
+    """Share of the configured model's relation facts that a source's given depth/keypoints contradict."""
+    from sf_platform.evaluate import EvaluationError, write_evaluation
+    from sf_platform.evaluate import evaluate as run_evaluation
+    from sf_platform.storage.object_store import store_for
+
+    cfg = _load(config_path)
+    store = store_for(cfg)
+    try:
+        result = run_evaluation(cfg, store, list(only_sources) or None, max_images, with_pose=not no_pose)
+    except EvaluationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(result.markdown)
+    click.echo("")
+    click.echo(store.uri(write_evaluation(store, result, name)))
+
+
 if __name__ == "__main__":
     main()

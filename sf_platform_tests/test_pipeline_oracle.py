@@ -27,6 +27,7 @@ from sf_platform.models.detection import run_detections
 from sf_platform.models.masks import run_masks
 from sf_platform.models.pose import run_poses
 from sf_platform.storage.object_store import ObjectStore
+from sf_platform_tests.core.qa.conditional_oracle import check_conditional_counts
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,13 @@ def test_counting_is_true(pipeline):
         key = (r["image_id"], r["fact"]["subject"])
         assert key not in crowd
         assert int(r["fact"]["value"]) == per_image[key], key
+
+
+def test_conditional_counting_is_true(pipeline):
+    _, _, qa, gt = pipeline
+    rows = qa["conditional_counting"].to_pylist()
+    assert check_conditional_counts(rows, gt) > 0
+    assert {r["fact"]["predicate"] for r in rows} >= {"count_left_of", "count_closer_than"}
 
 
 def test_near_far_is_true(pipeline):

@@ -210,6 +210,7 @@ def _images_table(
                 "exif_orientation": d.orientation,
                 "mode": d.mode,
                 "sha256": d.sha256,
+                "phash": d.phash,
                 "depth_uri": None if v.depth_reason else v.row.get("depth_uri"),
                 "incomplete_categories": sorted(incomplete.get(v.row["image_id"], ())),
                 "all_categories_incomplete": v.row["image_id"] in unattributed,

@@ -19,6 +19,7 @@ TASK_INFO = {
     "near_far": ("Relation", "Which of two objects is closer to the camera"),
     "left_right": ("Relation", "Camera-centric left/right order of two objects"),
     "perspective": ("Relation", "Left/right and front/behind from a person's own viewpoint"),
+    "conditional_counting": ("Relation", "Count the instances meeting a spatial, facing or size condition"),
 }
 TINY_BANNER = (
     "> **WARNING: BUILT WITH TINY TEST MODELS.** This release was made with the `tiny` model profile "

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from sf_platform.core.near_duplicates import perceptual_hash
+
 # 64 megapixels: above any camera photo in the sources (48-MP phone photos are 8000x6000;
 # Objects365/OpenImages originals are <= ~12 MP), while one decoded RGB buffer stays at
 # 192 MB, so 4 decode threads per worker fit in well under 1 GB.  Pillow's own limit
@@ -92,6 +94,7 @@ class DecodedImage:
     format: str | None  # "JPEG", "PNG", ...
     sha256: str  # of the file's bytes
     image: np.ndarray | None  # oriented HxWx3 uint8 RGB; None when decoded with pixels=False
+    phash: int | None = None  # 64-bit perceptual hash, oriented frame (core.near_duplicates)
 
     @property
     def swaps_axes(self) -> bool:
@@ -214,6 +217,8 @@ def decode_image(
         array = np.asarray(rgb)
     elif mode not in _SAFE_MODES:
         to_rgb(im)  # rare exotic modes: prove the conversion works now, not in a GPU op
+    # hashed from the pixels decoded here (draft scale is ample for 32x32): no second read
+    phash = perceptual_hash(im if mode in ("RGB", "L") else to_rgb(im), _TRANSPOSE.get(orientation))
     return DecodedImage(
         width=width,
         height=height,
@@ -224,6 +229,7 @@ def decode_image(
         format=fmt,
         sha256=hashlib.sha256(data).hexdigest(),
         image=array,
+        phash=phash,
     )
 
 

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from sf_platform.core import dataset_card, schemas
 from sf_platform.core.exports import EXPORTERS, FORMATS, jsonl
+from sf_platform.core.near_duplicates import drop_near_duplicates, read_near_duplicates
 from sf_platform.core.qa.balance import balance_report
 from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
 from sf_platform.core.qa.settings import QASettings
@@ -176,8 +177,9 @@ def build_release(
         store.delete(f"{prefix}/{sub}")  # leftovers of a failed attempt (no manifest)
     files: list[dict] = []
     counts: dict[str, dict[str, int]] = {t: {} for t in schemas.TASKS if t in qa_tables}
+    near_dups = read_near_duplicates(store)  # their QA is not released
     for task, source, shard, key in plan:
-        table = _load_qa(store, key, task)
+        table = drop_near_duplicates(_load_qa(store, key, task), near_dups)
         counts[task][source] = counts[task].get(source, 0) + table.num_rows
         if table.num_rows == 0:
             continue  # an empty shard adds no file (a config's glob must only match real data)

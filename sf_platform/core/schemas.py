@@ -87,6 +87,8 @@ IMAGES = pa.schema(
         # An object of this image was quarantined without a recorded category (other than an
         # unknown-category reject): no category's count or uniqueness is known.
         ("all_categories_incomplete", pa.bool_()),
+        # 64-bit DCT perceptual hash of the oriented image, as int64 (core.near_duplicates).
+        ("phash", pa.int64()),
     ]
 )
 
@@ -245,7 +247,15 @@ QA = pa.schema(
     ]
 )
 
-TASKS = ("grounding", "referring", "counting", "near_far", "left_right", "perspective")
+TASKS = (
+    "grounding",
+    "referring",
+    "counting",
+    "near_far",
+    "left_right",
+    "perspective",
+    "conditional_counting",
+)
 
 
 def empty(schema: pa.Schema) -> pa.Table:

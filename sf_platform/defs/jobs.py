@@ -28,4 +28,7 @@ shard_job = dg.define_asset_job(
     description="Everything for one shard: curation, perception, scene and the six QA tables.",
 )
 
-release_job = dg.define_asset_job("publish_release", selection=dg.AssetSelection.assets("release"))
+# The release first refreshes the near-duplicate table over every shard's image hashes, so
+# what it leaves out is decided from the same shards it publishes.
+release_job = dg.define_asset_job("publish_release",
+                                  selection=dg.AssetSelection.assets("near_duplicates", "release"))

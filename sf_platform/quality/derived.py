@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sf_platform.core.category_names import display_names
 from sf_platform.core.qa.settings import QASettings
 from sf_platform.quality.answers import (
     UNPARSEABLE,
@@ -50,6 +51,7 @@ from sf_platform.quality.columns import (
 )
 
 TWO_OBJECT_TASKS = ("near_far", "left_right")
+COUNT_TASKS = ("counting", "conditional_counting")  # fact.subject is the counted category
 LEFT_RIGHT_TASKS = ("left_right", "perspective")
 # Balance signals: column -> (tasks it applies to, None = every task that has such answers).
 SIGNAL_TASKS: dict[str, tuple[str, ...] | None] = {
@@ -79,6 +81,7 @@ class DerivedFrames:
     signal_rows: dict[tuple[str, str], int] = field(default_factory=dict)  # (signal, task) -> rows with it
     signal_share: dict[tuple[str, str], float] = field(default_factory=dict)  # (signal, task) -> mean
     top_category: dict[str, tuple[str, float]] = field(default_factory=dict)  # task -> (category, share)
+    count_value_shares: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> {answer: share}
     have_scene: bool = False
     have_images: bool = False
     expected_images: int | None = None
@@ -255,17 +258,23 @@ def derive(
                 d.signal_rows[(signal, t)] = int(has.sum())
                 d.signal_share[(signal, t)] = float(v[has].mean())
         cols = {"row": r}
-        category = _take(fact_subject, r) if t == "counting" else _take_or_null(cats, subject_obj[r])
+        category = _take(fact_subject, r) if t in COUNT_TASKS else _take_or_null(cats, subject_obj[r])
         cat_codes, cat_names = _encode(_fill(category, "<none>"))
         sizes = np.bincount(cat_codes, minlength=len(cat_names))
         cols["category_share"] = sizes[cat_codes] / len(r)
         top = int(np.argmax(sizes))
         d.top_category[t] = (cat_names[top].as_py(), float(sizes[top] / len(r)))
         if t == "grounding":
-            cols["grounding_box_diff"] = grounding_box_diff(ans_t, _take(fact_value, r), obj_start[r], obj_count[r], cats, coords)
+            cols["grounding_box_diff"] = grounding_box_diff(ans_t, _take(fact_value, r), obj_start[r], obj_count[r],
+                                                           display_names(cats), coords)
         if t == "counting":
             cols["count_answer"] = parse_count(ans_t)
             cols["count_fact"] = parse_count(_take(fact_value, r))
+        if t == "conditional_counting":
+            from sf_platform.quality.count_checks import count_columns
+
+            more, d.count_value_shares[t] = count_columns(ans_t, _take(fact_value, r))
+            cols.update(more)
         frames[f"task.{t}"] = _frame(cols)
 
     # balance and volume: one row, one column per figure ("<signal>/<task>", "rows/<task>"), so

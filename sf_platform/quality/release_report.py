@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from sf_platform.core.near_duplicates import drop_near_duplicates, read_near_duplicates
 from sf_platform.core.schemas import IMAGES, QA, SCENE
 from sf_platform.storage.object_store import ObjectStore, read_uri
 
@@ -42,7 +43,9 @@ class ReleaseReport:
 
 
 def load_qa_tables(store: ObjectStore, keys_by_task: dict[str, list[str]]) -> dict[str, pa.Table]:
-    return {task: store.read_tables(keys, schema=QA) for task, keys in keys_by_task.items()}
+    near_dups = read_near_duplicates(store)  # their QA is not released, so not audited
+    return {task: drop_near_duplicates(store.read_tables(keys, schema=QA), near_dups)
+            for task, keys in keys_by_task.items()}
 
 
 SHARD_KEY = re.compile(r"^[A-Za-z0-9_\-]+/[^/]+$")

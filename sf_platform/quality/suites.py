@@ -215,7 +215,9 @@ def _answer_checks(d: DerivedFrames, settings: QASettings) -> list[Check]:
     else:
         checks.append(_skipped("answers.count_in_range", ERROR, c_desc, "no counting rows"))
         checks.append(_skipped("answers.count_equals_fact", ERROR, "The counting answer equals fact.value.", "no counting rows"))
-    return checks
+    from sf_platform.quality.count_checks import conditional_count_checks  # imports this module
+
+    return checks + conditional_count_checks(d, settings)
 
 
 def _identity_checks(d: DerivedFrames) -> list[Check]:

@@ -133,6 +133,13 @@ def report_prefix(partition_key: str) -> str:
     return f"{REPORTS}/{partition_key}"
 
 
+def evaluation_prefix(name: str) -> str:
+    """Where ``sf-platform evaluate`` writes its page: ``reports/evaluate/<name>``."""
+    if not NAME.match(name or ""):
+        raise LayoutError(f"evaluation names use [A-Za-z0-9_-], got {name!r}")
+    return f"{REPORTS}/evaluate/{name}"
+
+
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 
 

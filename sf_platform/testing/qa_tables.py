@@ -28,6 +28,7 @@ ALLOWED = {
     ("grounding", "grounding.json"): None,
     ("referring", "referring.region"): None,
     ("near_far", "near_far.which"): None,
+    ("conditional_counting", "conditional_counting.number"): None,
 }
 
 
@@ -131,14 +132,16 @@ def qa_table(task: str, scene: pa.Table, images: pa.Table, per_image: int = 2) -
         fact = (a_id, pa.array(["is"] * n), empty, a_cat)
         objs = _objects_col([a_id], [a_cat], [a_box])
         tmpl = "referring.region"
-    elif task == "counting":
-        cnt = 1 + (r % 10)
-        q = _s("How many ", a_cat, " are there in the image?")
+    elif task in ("counting", "conditional_counting"):
+        conditional = task == "conditional_counting"
+        cnt = r % 4 if conditional else 1 + (r % 10)  # 0 is a valid conditional count
+        where = " are in the left half of the image?" if conditional else " are there in the image?"
+        q = _s("How many ", a_cat, where)
         ans = _num(cnt)
-        fact = (a_cat, pa.array(["count"] * n), empty, _num(cnt))
+        fact = (a_cat, pa.array(["count_in_left_half" if conditional else "count"] * n), empty, _num(cnt))
         objs = _objects_col([a_id], [a_cat], [a_box])
         ev_count = pa.array(cnt.astype(np.int32))
-        tmpl = "counting.number"
+        tmpl = f"{task}.number"
     elif task == "near_far":
         asks_closer = r % 2 == 0
         a_closer = (r // 2) % 2 == 0

@@ -146,9 +146,9 @@ def _subject_categories(qa: pa.Table) -> np.ndarray:
     match = np.asarray(pd_fill(match), dtype=bool)
     cats = np.asarray(flat.field("category").to_numpy(zero_copy_only=False), dtype=object)
     out = np.asarray(subject.to_numpy(zero_copy_only=False), dtype=object).copy()
-    by_subject = np.isin(
-        np.asarray(pred.to_numpy(zero_copy_only=False), dtype=object), ["count", "all_bbox_1000"]
-    )
+    preds = np.asarray(pred.to_numpy(zero_copy_only=False), dtype=object)
+    # counting and conditional counting ("count_left_of", ...) are about a category
+    by_subject = np.isin(preds, ["all_bbox_1000"]) | np.char.startswith(preds.astype(str), "count")
     hit = np.full(n, -1, dtype=np.int64)
     rows = parent[match][::-1]
     hit[rows] = np.flatnonzero(match)[::-1]  # first match per row wins

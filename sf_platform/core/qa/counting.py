@@ -24,9 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sf_platform.core.category_names import plural_name
 from sf_platform.core.qa import balance
 from sf_platform.core.qa.ids import combine, hash_strings, mix
-from sf_platform.core.qa.references import display_name, plural
 from sf_platform.core.qa.relation import SALT_SELECT, SALT_TEMPLATE
 from sf_platform.core.qa.rows import Rows, build, task_hash
 from sf_platform.core.qa.scene_view import SceneView, expand_ranges, group_starts
@@ -89,7 +89,7 @@ def generate(view: SceneView) -> pa.Table:
     category = category.take(pa.array(g))
     names = pa.array(
         [
-            plural(display_name(c)) if c is not None else None
+            plural_name(c) if c is not None else None
             for c in pc.unique(category).to_pylist()
         ]
     )

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from sf_platform.core.qa import counting, grounding, left_right, near_far, perspective, referring
+from sf_platform.core.qa import (
+    conditional_counting,
+    counting,
+    grounding,
+    left_right,
+    near_far,
+    perspective,
+    referring,
+)
 from sf_platform.core.qa.balance import balance_report
 from sf_platform.core.qa.scene_view import SceneView
 from sf_platform.core.qa.settings import QASettings
@@ -25,6 +33,7 @@ TASK_CODE_VERSIONS: dict[str, str] = {
     "near_far": "near_far-2",
     "left_right": "left_right-2",
     "perspective": "perspective-2",
+    "conditional_counting": "conditional_counting-1",
 }
 GENERATORS = {
     "grounding": grounding.generate,
@@ -33,6 +42,7 @@ GENERATORS = {
     "near_far": near_far.generate,
     "left_right": left_right.generate,
     "perspective": perspective.generate,
+    "conditional_counting": conditional_counting.generate,
 }
 assert set(GENERATORS) == set(TASKS) == set(TASK_CODE_VERSIONS)
 

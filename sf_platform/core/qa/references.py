@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sf_platform.core.category_names import display_name, plural  # noqa: F401 (re-exported)
 from sf_platform.core.qa.ids import coin, combine, hash_string
 from sf_platform.core.qa.scene_view import SceneView, others_max, others_min
 from sf_platform.core.qa.templates import concat
@@ -43,70 +44,6 @@ RELATION_SAFE = {
     "left_right": ("unique", "largest", "closest", "farthest"),
     "perspective": ("unique", "largest"),
 }
-_INVARIANT_PLURALS = {
-    "sheep",
-    "deer",
-    "fish",
-    "people",
-    "police",
-    "cattle",
-    "scissors",
-    "glasses",
-    "pants",
-    "shorts",
-}
-# Singular nouns ending in a lone "s" (not "ss"/"us"/"is"), which the "already plural" rule
-# would leave as they are ("how many canvas").  A list, not an "-as" rule: "cameras", "sofas"
-# and "zebras" (PixMo labels can be plural) end in "-as" too.
-_SINGULAR_S = {"canvas", "gas", "atlas", "alias", "bias", "pancreas", "lens", "christmas"}
-_IRREGULAR = {
-    "person": "people",
-    "man": "men",
-    "woman": "women",
-    "child": "children",
-    "mouse": "mice",
-    "foot": "feet",
-    "tooth": "teeth",
-    "goose": "geese",
-    "knife": "knives",
-    "leaf": "leaves",
-    "wolf": "wolves",
-    "shelf": "shelves",
-    "loaf": "loaves",
-    "cactus": "cacti",
-}
-
-
-def display_name(category: str) -> str:
-    """Category as it reads inside a sentence: lowercase, except acronyms ("TV", "SUV").
-
-    Lower-casing is the only change, so a label compares equal to its category ignoring case.
-    """
-    words = category.split(" ")
-    return " ".join(w if (len(w) > 1 and w.isupper()) else w.lower() for w in words)
-
-
-def plural(name: str) -> str:
-    """English plural of a display name (last word), leaving names that already are plural."""
-    head, _, last = name.rpartition(" ")
-    low = last.lower()
-    if low in _INVARIANT_PLURALS or last.isupper() and last.endswith("s"):
-        p = last
-    elif low in _IRREGULAR:
-        p = _IRREGULAR[low]
-    elif low.endswith("s") and not low.endswith(("ss", "us", "is")) and low not in _SINGULAR_S:
-        p = last  # "sneakers", "boots": already plural
-    elif low.endswith(("s", "x", "z", "ch", "sh")):
-        p = last + "es"
-    elif low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
-        p = last[:-1] + "ies"
-    elif last.isupper():
-        p = last + "s"
-    else:
-        p = last + "s"
-    return f"{head} {p}" if head else p
-
-
 def box_text(box: np.ndarray, sep: str = ", ") -> pa.Array:
     """``[x1, y1, x2, y2]`` text of ``[n, 4]`` int boxes (``sep=","`` for the compact fact form)."""
     cols = [pa.array(np.asarray(box[:, i], dtype=np.int64)).cast(pa.string()) for i in range(4)]

@@ -40,6 +40,9 @@ class QASettings(BaseModel):
     # smallest bin, so one rare count in a shard does not throw most of the shard away).
     count_cap: int = Field(default=10, ge=1)
     count_max_bin_ratio: float = Field(default=3.0, ge=1)
+    # conditional_counting: no answer value above this share of the task's rows (when at
+    # least ceil(1/share) values occur): "0" and "1" otherwise dominate and the prior answers.
+    conditional_count_max_value_share: float = Field(default=0.4, gt=0, le=1)
     # referring/grounding: "the largest <category>" only when its box area is at least this
     # many times the next largest instance's -- people judge relative size with a ~20-30%
     # Weber fraction, so 1.5x is a difference nobody disputes.
@@ -56,6 +59,12 @@ class QASettings(BaseModel):
     # Per-image caps keep one busy image from dominating a task.
     max_pairs_per_image: int = Field(default=8, ge=1)
     max_grounding_per_image: int = Field(default=6, ge=1)
+    # Near-duplicate images (core.near_duplicates): perceptual hashes at most this many bits
+    # apart (of 64) are one photo.  6 caught every resized (1/2, 1/4) and re-encoded (q50)
+    # copy of 200 synthetic scenes and 78% of 5%-cropped ones, while 0.06% of distinct
+    # synthetic pairs (flat renders, alike by design) and none of 253 pairs of real photos
+    # came within it (sf_platform_tests/core/test_near_duplicates.py, README).
+    near_duplicate_max_hamming: int = Field(default=6, ge=0, le=32)
     # Multi-turn packing of several QA pairs of one image into one conversation (exports).
     multi_turn: bool = False
     max_turns: int = Field(default=6, ge=1)

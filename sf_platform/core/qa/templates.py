@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sf_platform.core.qa.count_templates import PHRASINGS as COUNT_PHRASINGS
 from sf_platform.core.qa.ids import coin
 
 YES, NO = "Yes.", "No."
@@ -269,6 +270,12 @@ COUNTING = (
     Template("ct.5", "count", "How many {C} are visible? Answer with a number."),
 )
 
+CONDITIONAL_COUNTING = tuple(
+    Template(f"cc.{cond.removeprefix('count_')}.{i}", "count", text, axis=cond)
+    for cond, texts in COUNT_PHRASINGS.items()
+    for i, text in enumerate(texts, 1)
+)
+
 TEMPLATES: dict[str, tuple[Template, ...]] = {
     "grounding": GROUNDING,
     "referring": REFERRING,
@@ -276,6 +283,7 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     "near_far": NEAR_FAR,
     "left_right": LEFT_RIGHT,
     "perspective": PERSPECTIVE,
+    "conditional_counting": CONDITIONAL_COUNTING,
 }
 BY_ID: dict[str, Template] = {t.id: t for ts in TEMPLATES.values() for t in ts}
 assert len(BY_ID) == sum(len(ts) for ts in TEMPLATES.values()), "template ids must be unique"

@@ -21,7 +21,8 @@ from sf_platform.defs.partitions import shard_key, shards, sources, split_shard_
 from sf_platform.defs.resources import PlatformResource
 from sf_platform.defs.shard_runs import BACKFILL_POLICY, per_shard
 
-INGEST_CODE_VERSION = "1"
+# 2: images carry a perceptual hash (phash) for near-duplicate detection.
+INGEST_CODE_VERSION = "2"
 DATA_VERSION_TAG = "dagster/data_version"
 INCOMPLETE_SHARDS = "incomplete_shards"  # images metadata: shards curated with missing images
 
