@@ -239,6 +239,7 @@ def build_report(
     *,
     settings: QASettings | None = None,
     gallery_per_task: int = 6,
+    changes_markdown: str = "",
 ) -> str:
     """Write the report under ``out_prefix`` (default ``release/<version>/quality``); returns the
     key of its ``index.html``."""
@@ -286,6 +287,7 @@ def build_report(
 <section id="funnel-section"><h2>Funnel</h2>{_funnel_html(funnel)}</section>
 <section id="plots"><h2>Distributions</h2><div class="plots">{plot_html}</div></section>
 <section id="gallery"><h2>Gallery (spot-check by eye)</h2>{_gallery_html(gallery, image_keys)}</section>
+{f'<section id="changes"><h2>Changes since the previous release</h2><pre>{_e(changes_markdown)}</pre></section>' if changes_markdown else ""}
 </main></body></html>"""
     key = f"{prefix}/index.html"
     store.write_text(key, page)

@@ -58,7 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sf_platform.config import S3Config, SourceConfig
+from sf_platform.config import RELEASE_ONLY_KEYS, S3Config, SourceConfig
 from sf_platform.core import schemas
 from sf_platform.core.sources import coco_keypoints
 from sf_platform.core.sources.objects365 import read_objects365
@@ -144,7 +144,7 @@ def source_fingerprint(src: SourceConfig, s3: S3Config) -> str:
     removed); an S3 depth prefix is not listed (too costly per sensor tick): re-index by hand
     after adding depth maps there.  The synthetic source is deterministic in its config.
     """
-    parts: dict = {"reader_version": READER_VERSION, "config": src.model_dump(mode="json")}
+    parts: dict = {"reader_version": READER_VERSION, "config": src.model_dump(mode="json", exclude=set(RELEASE_ONLY_KEYS))}
     if src.format == "synthetic":
         from sf_platform.core.sources import synthetic
 
