@@ -15,8 +15,8 @@ LLaVA's loaders count tokens against images).
   (EXIF-oriented ``width`` x ``height``), which Qwen2.5-VL trains on: ``round(v * W / 1000)``,
   within half a thousandth of the side of the exact pixel box.
 - InternVL: adds ``"width"``/``"height"``; every object named by its box becomes
-  ``<ref>the chair</ref><box>[[x1,y1,x2,y2]]</box>``, any other printed box
-  ``<box>[[x1,y1,x2,y2]]</box>``; grounding pairs use InternVL's own prompt ("Please provide
+  ``<ref>the chair</ref><box>[[x1, y1, x2, y2]]</box>`` (their grounding data's spelling), any
+  other printed box ``<box>[[x1, y1, x2, y2]]</box>``; grounding pairs use InternVL's own prompt ("Please provide
   the bounding box coordinate of the region this sentence describes: <ref>the chair</ref>")
   and answer ``<ref>chair</ref><box>[[...], ...]</box>`` (also [0, 1000]), since a question
   asking for JSON must not be answered with tags.
@@ -60,7 +60,7 @@ _COLUMNS = (
     "fact",
 )
 _NAMED_BOX = re.compile(r"\b([Tt]he (?:(?!\b[Tt]he\b)[^\[\]])*?) at \[(\d+), (\d+), (\d+), (\d+)\]")
-_BOX = re.compile(r"\[(\d+), (\d+), (\d+), (\d+)\]")
+_BOX = re.compile(r"(?<!\[)\[(\d+), (\d+), (\d+), (\d+)\](?!\])")  # not inside <box>[[...]]
 
 
 def image_path(source: str, file_name: str, images_root: str = "") -> str:
@@ -75,8 +75,8 @@ def pixel_text(text: str, width: int, height: int) -> str:
 
     def px(m: re.Match) -> str:
         x1, y1, x2, y2 = (int(v) for v in m.groups())
-        sx, sy = width / 1000.0, height / 1000.0
-        return f"[{round(x1 * sx)}, {round(y1 * sy)}, {round(x2 * sx)}, {round(y2 * sy)}]"
+        return (f"[{round(x1 * width / 1000)}, {round(y1 * height / 1000)}, {round(x2 * width / 1000)}, "
+                f"{round(y2 * height / 1000)}]")
 
     return _BOX.sub(px, text)
 
@@ -85,11 +85,11 @@ def internvl_text(text: str) -> str:
     """Rewrite printed boxes into InternVL's ``<ref>...</ref><box>[[...]]</box>`` tags."""
     text = _NAMED_BOX.sub(
         lambda m: (
-            f"<ref>{m.group(1)}</ref><box>[[{','.join(m.group(i) for i in range(2, 6))}]]</box>"
+            f"<ref>{m.group(1)}</ref><box>[[{', '.join(m.group(i) for i in range(2, 6))}]]</box>"
         ),
         text,
     )
-    return _BOX.sub(lambda m: f"<box>[[{','.join(m.groups())}]]</box>", text)
+    return _BOX.sub(lambda m: f"<box>[[{', '.join(m.groups())}]]</box>", text)
 
 
 def _internvl_grounding_answer(answer: str) -> str:
@@ -98,7 +98,7 @@ def _internvl_grounding_answer(answer: str) -> str:
     if not items:
         return answer
     label = items[0]["label"]
-    boxes = ",".join("[" + ",".join(str(int(v)) for v in it["bbox_2d"]) + "]" for it in items)
+    boxes = ", ".join("[" + ", ".join(str(int(v)) for v in it["bbox_2d"]) + "]" for it in items)
     return f"<ref>{label}</ref><box>[{boxes}]</box>"
 
 

@@ -39,14 +39,15 @@ from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
 from sf_platform.core.qa.settings import QASettings
 from sf_platform.core.release_diff import diff_index, release_index
 from sf_platform.core.release_mix import PLAN_COLUMNS, MixPlan, TaskMix, plan_mix
-from sf_platform.core.release_parts import LineSpool
 from sf_platform.core.release_rows import release_rows
 from sf_platform.core.release_writer import (
     DEFAULT_IMAGES_ROOT,
     ExportOptions,
     ReleaseWriter,
     export_shard,
+    line_spool,
     put_exports,
+    put_meta_index,
     write_task,
 )
 from sf_platform.storage.object_store import ObjectStore, open_uri
@@ -229,9 +230,7 @@ def build_release(
                              work, release.validation_fraction, release.data_part_max_rows, opts)
             counts[task], split_counts[task] = res["rows"], res["splits"]
             internvl_meta.update(res["internvl_meta"])
-    if internvl_meta:
-        writer.put("exports/internvl/meta.json", (json.dumps(internvl_meta, indent=2) + "\n").encode(),
-                   "export_meta", None, format="internvl")
+    put_meta_index(writer, internvl_meta)
     diff = None
     if old_manifest is not None:
         diff = diff_index(release_index(store, release_prefix(previous), old_manifest["files"]),
@@ -307,14 +306,16 @@ def export_release(store: ObjectStore, version: str, fmt: str, out: ObjectStore,
     by_task: dict[str, list[str]] = {}
     for f in _data_files(manifest, "train"):
         by_task.setdefault(f["task"], []).append(f"{prefix}/{f['path']}")
+    meta: dict = {}
     with tempfile.TemporaryDirectory(prefix="sf-export-") as work:
         for task in schemas.TASKS:
             if task not in by_task:
                 continue
-            spools = {fmt: LineSpool(work, opts.part_max_bytes)}
+            spools = {fmt: line_spool(work, fmt, opts.part_max_bytes)}
             for key in sorted(by_task[task]):
                 export_shard(spools, store.read_table(key), opts)
-            put_exports(writer, task, spools, opts)
+            meta.update(put_exports(writer, task, spools, opts))
+    put_meta_index(writer, meta)
     return [writer.key(f["path"]) for f in writer.files]
 
 

@@ -45,17 +45,19 @@ class _Spool:
 
 
 class LineSpool(_Spool):
-    """Lines (JSON records) cut into parts of at most ``max_bytes`` (a part holds at least one
-    line, so a record larger than the cap is a part of its own)."""
+    """Lines (JSON records) cut into parts of at most ``max_bytes`` as finally written: a
+    wrapper (LLaVA's JSON array) adds ``per_line`` bytes per line and ``per_file`` per part.
+    A part holds at least one line, so a record larger than the cap is a part of its own."""
 
-    def __init__(self, workdir: str, max_bytes: int):
+    def __init__(self, workdir: str, max_bytes: int, per_line: int = 0, per_file: int = 0):
         super().__init__(workdir, ".lines")
-        self.max_bytes = max_bytes
+        self.max_bytes, self.per_line, self.per_file = max_bytes, per_line, per_file
         self._fh = None
 
     def add(self, line: bytes) -> None:
         cur = self.parts[-1] if self.parts else None
-        if cur is None or (cur.rows and cur.bytes + len(line) > self.max_bytes):
+        size = (cur.bytes + cur.rows * self.per_line + self.per_file) if cur else 0
+        if cur is None or (cur.rows and size + len(line) + self.per_line > self.max_bytes):
             if self._fh:
                 self._fh.close()
             cur = Part(self._new_path(), 0, 0)

@@ -79,6 +79,14 @@ def _llava_array(data: bytes) -> bytes:
     return json_array(data.splitlines(keepends=True))
 
 
+def line_spool(workdir: str, fmt: str, max_bytes: int) -> LineSpool:
+    """A spool for ``fmt``'s records whose cap holds for the file as written (LLaVA's JSON
+    array adds a comma per record and its brackets)."""
+    if EXTENSIONS[fmt] == "json":
+        return LineSpool(workdir, max_bytes, per_line=1, per_file=len(json_array([b"x\n"])) - 2)
+    return LineSpool(workdir, max_bytes)
+
+
 def export_shard(spools: dict[str, LineSpool], rows: pa.Table, opts: ExportOptions) -> None:
     for fmt, spool in spools.items():
         for rec in EXPORTERS[fmt](rows, multi_turn=opts.multi_turn, max_turns=opts.max_turns,
@@ -106,6 +114,13 @@ def put_exports(writer: ReleaseWriter, task: str, spools: dict[str, LineSpool], 
     return meta
 
 
+def put_meta_index(writer: ReleaseWriter, meta: dict) -> None:
+    """``exports/internvl/meta.json``: every task's InternVL datasets, for one ``--meta_path``."""
+    if meta:
+        writer.put("exports/internvl/meta.json", (json.dumps(meta, indent=2) + "\n").encode(),
+                   "export_meta", None, format="internvl")
+
+
 def write_task(writer: ReleaseWriter, task: str, tables: Iterable[pa.Table], workdir: str,
                validation_fraction: float, data_part_max_rows: int, opts: ExportOptions) -> dict:
     """Write one task's release rows (``tables``: release rows, shard by shard).
@@ -113,7 +128,7 @@ def write_task(writer: ReleaseWriter, task: str, tables: Iterable[pa.Table], wor
     Returns ``{"rows": {source: n}, "splits": {split: n}, "internvl_meta": {...}}``."""
     names = splits.split_names(validation_fraction)
     data = {s: ParquetSpool(workdir, RELEASE_ROWS, data_part_max_rows) for s in names}
-    spools = {fmt: LineSpool(workdir, opts.part_max_bytes) for fmt in opts.formats}
+    spools = {fmt: line_spool(workdir, fmt, opts.part_max_bytes) for fmt in opts.formats}
     per_source: dict[str, int] = {}
     per_split = {s: 0 for s in names}
     for rows in tables:
