@@ -129,8 +129,8 @@ def _tasks_section(facts: dict) -> list[str]:
     va = sum(v.get("validation", 0) for v in splits.values())
     lines += [f"| | **Total** | | {totals} | {_fmt(tr)} | {_fmt(va)} | **{_fmt(total)}** |", ""]
     frac = facts["validation_fraction"]
-    lines += [f"The validation split holds out about {frac:.1%} of the images, chosen by a hash of "
-              "`<source>/<image_id>`: every question about one image is in one split.", ""]
+    lines += [(f"The validation split holds out about {frac:.1%} of the images, chosen by a hash of "
+              "`<source>/<image_id>`: every question about one image is in one split."), ""]
     return lines
 
 
@@ -151,8 +151,8 @@ def _mix_section(mix: dict) -> list[str]:
 
 def _images_section(roots: dict) -> list[str]:
     lines = ["## Images", "",
-             "The release ships no images. Every row's `image_uri` (and every export's `image`) is "
-             "`<source>/<file_name>`: relative to a folder you provide holding one sub-folder per source.", "",
+             ("The release ships no images. Every row's `image_uri` (and every export's `image`) is "
+             "`<source>/<file_name>`: relative to a folder you provide holding one sub-folder per source."), "",
              "| source | path in the release | obtain the images from | source licence |", "|---|---|---|---|"]
     lines += [f"| {n} | `{r['path']}` | {r['origin']} | {r['license']} |" for n, r in roots.items()]
     return lines + [""]
@@ -161,17 +161,17 @@ def _images_section(roots: dict) -> list[str]:
 def _licenses_section(licenses: dict) -> list[str]:
     lines = ["## Licences", ""]
     if len(licenses) > 1:
-        lines += [f"**This release mixes {len(licenses)} image licences.** Each row's `license` column names "
+        lines += [(f"**This release mixes {len(licenses)} image licences.** Each row's `license` column names "
                   "its image's licence (with `image_author` and `image_source_url` where the source gives "
-                  "them); use each image under its own licence and attribute it as it asks.", ""]
+                  "them); use each image under its own licence and attribute it as it asks."), ""]
     elif licenses:
         lines += [f"Every image in this release is under {next(iter(licenses))}.", ""]
     lines += ["| licence | name | rows | sources |", "|---|---|---|---|"]
     for lic, c in licenses.items():
         name = f"[{c['name']}]({c['url']})" if c["url"] else c["name"]
         lines.append(f"| `{lic}` | {name} | {_fmt(c['rows'])} | {', '.join(c['sources'])} |")
-    return lines + ["", "The questions and answers are derived from the sources' annotations, under the "
-                    "same terms as the source they come from.", ""]
+    return lines + ["", ("The questions and answers are derived from the sources' annotations, under the "
+                    "same terms as the source they come from."), ""]
 
 
 USAGE = """## Use

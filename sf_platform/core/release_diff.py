@@ -73,8 +73,8 @@ def totals(diff: dict) -> dict:
 def diff_markdown(diff: dict, old: str, new: str) -> str:
     """The diff as a Markdown table (card, report, ``sf-platform diff``)."""
     t = totals(diff)
-    lines = [f"Changes from release `{old}` to `{new}`: {t['added']:,} added, {t['removed']:,} removed, "
-             f"{t['changed']:,} changed, {t['unchanged']:,} unchanged QA pairs.", "",
+    lines = [(f"Changes from release `{old}` to `{new}`: {t['added']:,} added, {t['removed']:,} removed, "
+             f"{t['changed']:,} changed, {t['unchanged']:,} unchanged QA pairs."), "",
              "| task | source | added | removed | changed | unchanged |", "|---|---|---|---|---|---|"]
     for task, per_source in diff.items():
         for source, c in per_source.items():

@@ -70,8 +70,8 @@ class TaskMix(BaseModel):
         total = self.total
         if total is None:  # the largest release with exactly these shares
             fits = [available.get(t, 0) / s for t, s in shares.items() if s > 0]
-            total = int(math.floor(min(fits) + 1e-9)) if fits else 0
-        return {t: int(round(shares.get(t, 0.0) * total)) for t in available}
+            total = math.floor(min(fits) + 1e-9) if fits else 0
+        return {t: round(shares.get(t, 0.0) * total) for t in available}
 
 
 def qa_hash(qa_ids) -> np.ndarray:
@@ -104,7 +104,7 @@ def _allocate(sizes: dict[str, int], keep: int) -> dict[str, int]:
     if keep >= total:
         return dict(sizes)
     quota = {s: keep * n / total for s, n in sizes.items()}
-    out = {s: int(math.floor(q)) for s, q in quota.items()}
+    out = {s: math.floor(q) for s, q in quota.items()}
     rest = keep - sum(out.values())
     for s in sorted(sizes, key=lambda s: (-(quota[s] - out[s]), s))[:rest]:
         out[s] += 1

@@ -62,7 +62,7 @@ class LineSpool(_Spool):
                 self._fh.close()
             cur = Part(self._new_path(), 0, 0)
             self.parts.append(cur)
-            self._fh = open(cur.path, "wb")
+            self._fh = open(cur.path, "wb")  # noqa: SIM115 -- stays open across add() calls; finish() closes
         self._fh.write(line)
         cur.rows += 1
         cur.bytes += len(line)

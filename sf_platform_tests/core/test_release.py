@@ -10,7 +10,7 @@ from sf_platform.core.qa.generate import generate_tasks
 from sf_platform.core.release_rows import RELEASE_ROWS
 from sf_platform.storage.object_store import ObjectStore
 from sf_platform_tests.core.qa.scenes import random_scene
-from sf_platform_tests.release.inputs import REAL, S, TERMS, put_inputs
+from sf_platform_tests.release.inputs import REAL, TERMS, S, put_inputs
 
 TINY = {
     "profile": "tiny",

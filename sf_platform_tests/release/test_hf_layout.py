@@ -38,7 +38,7 @@ def _images(ds) -> set:
 
 
 def test_default_config_has_every_task_and_splits_share_no_image(released):
-    store, keys, summary, root = released
+    store, _keys, summary, root = released
     ds = datasets.load_dataset(root)  # no config name: the card's default, "all"
     assert set(ds) == {"train", "validation"}
     assert sum(d.num_rows for d in ds.values()) == summary["total"]
@@ -54,7 +54,7 @@ def test_default_config_has_every_task_and_splits_share_no_image(released):
 
 
 def test_each_task_config_loads_its_own_rows(released):
-    store, keys, summary, root = released
+    _store, _keys, summary, root = released
     for task, n in summary["totals"].items():
         if not n:
             continue
@@ -67,7 +67,7 @@ def test_each_task_config_loads_its_own_rows(released):
 def test_split_is_a_function_of_the_image(released):
     """Another release of the same rows (and a differently sized one) puts each image on the
     same side: the split is by image hash, not by row order or count."""
-    store, keys, summary, root = released
+    store, keys, _summary, _root = released
     build(store, "v1b", {t: k[:2] for t, k in keys.items()}, ReleaseSettings(validation_fraction=0.2))
 
     def sides(version: str) -> dict:

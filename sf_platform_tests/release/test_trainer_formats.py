@@ -84,7 +84,7 @@ def internvl_datasets(meta_path: str) -> dict[str, list[dict]]:
 
 
 def test_llava_reads_every_task_file_and_opens_its_images(built):
-    store, root, images, by_id, _ = built
+    _store, root, images, by_id, _ = built
     files = sorted((root / "exports/llava").glob("*.json"))
     assert any("-part-" in f.name for f in files), "the small cap should cut a task into parts"
     for f in files:
@@ -130,7 +130,7 @@ def test_internvl_meta_opens_root_and_annotation(built, monkeypatch):
 
 @pytest.mark.parametrize("box_format", ["qwen3", "qwen25"])
 def test_qwen_boxes_match_the_stored_boxes(built, box_format):
-    store, root, images, by_id, tmp = built
+    store, _root, images, by_id, tmp = built
     out = ObjectStore(root=f"file://{tmp}/qwen_{box_format}")
     keys = release.export_release(store, "v1", "qwen", out, box_format=box_format)
     checked = 0

@@ -11,8 +11,8 @@ checked release.
 
 import dagster as dg
 
-from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
 from sf_platform.core.licenses import source_terms
+from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
 from sf_platform.core.release import (
     ReleaseError,
     build_release,
