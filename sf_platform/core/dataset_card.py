@@ -52,6 +52,13 @@ def size_category(n: int) -> str:
     return "n>1B"
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes each config's features in full (no ``&id001`` anchors), as Hub cards do."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
 def _fmt(n: int) -> str:
     return f"{n:,}"
 
@@ -204,7 +211,7 @@ def render(facts: dict) -> str:
     tasks = [t for t in TASK_INFO if sum(counts.get(t, {}).values()) > 0]
     sources = sorted({s for t in counts.values() for s in t})
     total = sum(sum(v.values()) for v in counts.values())
-    lines = ["---", yaml.safe_dump(front_matter(facts), sort_keys=False).rstrip(), "---", ""]
+    lines = ["---", yaml.dump(front_matter(facts), Dumper=_PlainDumper, sort_keys=False).rstrip(), "---", ""]
     if facts["tiny"]:
         lines += [TINY_BANNER, ""]
     lines += [

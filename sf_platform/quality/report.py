@@ -200,7 +200,7 @@ def _gallery_html(gallery: dict, image_keys: dict[tuple[str, int], str]) -> str:
             figs.append(
                 f'<figure class="qa-sample" data-task="{_e(task)}" data-qa-id="{_e(s.qa_id)}" data-boxes="{boxes}" '
                 f'data-drawn="{str(s.error is None).lower()}">{img}<figcaption><div class="q">Q: {_e(s.question)}</div>'
-                f'<div class="a">A: {_e(s.answer)}</div><div class="meta">{_e(s.qa_id)} &middot; {_e(s.image_uri)}</div>'
+                f'<div class="a">A: {_e(s.answer)}</div><div class="meta">{_e(s.qa_id)} &middot; {_e(s.image)}</div>'
                 "</figcaption></figure>")
         parts.append(f'<h3>{_e(task)}</h3><div class="gallery">{"".join(figs) or "<p>no pairs</p>"}</div>')
     return "".join(parts)

@@ -95,20 +95,21 @@ def test_bad_inputs_fail_clearly(file_store):
         release.build_release(file_store, "b2", keys, REAL, S, sources={"o365": TERMS["o365"]})
 
 
-def test_release_loads_with_datasets_and_pyarrow(file_store):
+def test_release_loads_with_datasets_and_pyarrow(file_store, tmp_path):
     import datasets
 
     keys = put_inputs(file_store)
     summary = release.build_release(file_store, "v3", keys, REAL, S, sources=TERMS)
     root = file_store.root[len("file://") :] + "/release/v3"
     ds = datasets.load_dataset(
-        "parquet", data_files=f"{root}/data/near_far/*.parquet", split="train"
+        "parquet", data_files=f"{root}/data/near_far/*.parquet", split="train", cache_dir=str(tmp_path / "hf")
     )
     assert ds.num_rows == summary["totals"]["near_far"]
     assert set(ds.column_names) == set(RELEASE_ROWS.names)
     row = ds[0]
     assert row["objects"][0]["bbox_1000"] and row["fact"]["predicate"] == "closer_than"
-    by_card = datasets.load_dataset(root, "counting")
+    # datasets caches a local folder by its name and card, not its path: a private cache per test
+    by_card = datasets.load_dataset(root, "counting", cache_dir=str(tmp_path / "hf"))
     assert sum(d.num_rows for d in by_card.values()) == summary["totals"]["counting"]
     table = pads.dataset(f"{root}/data/left_right", format="parquet").to_table()
     assert table.num_rows == summary["totals"]["left_right"] and table.schema.equals(RELEASE_ROWS)

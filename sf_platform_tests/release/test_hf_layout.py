@@ -30,7 +30,9 @@ def released(tmp_path_factory):
     store = ObjectStore(root=f"file://{tmp}/store")
     keys = put_inputs(store)
     summary = build(store, "v1", keys, ReleaseSettings(validation_fraction=0.2))
-    return store, keys, summary, local_root(store, "v1")
+    # datasets caches a local folder by its name and card, not its path: a private cache
+    cache = str(tmp / "hf_cache")
+    return store, keys, summary, local_root(store, "v1"), cache
 
 
 def _images(ds) -> set:
@@ -38,8 +40,8 @@ def _images(ds) -> set:
 
 
 def test_default_config_has_every_task_and_splits_share_no_image(released):
-    store, _keys, summary, root = released
-    ds = datasets.load_dataset(root)  # no config name: the card's default, "all"
+    store, _keys, summary, root, cache = released
+    ds = datasets.load_dataset(root, cache_dir=cache)  # no config name: the card's default, "all"
     assert set(ds) == {"train", "validation"}
     assert sum(d.num_rows for d in ds.values()) == summary["total"]
     tasks = {t for t, n in summary["totals"].items() if n}
@@ -54,11 +56,11 @@ def test_default_config_has_every_task_and_splits_share_no_image(released):
 
 
 def test_each_task_config_loads_its_own_rows(released):
-    _store, _keys, summary, root = released
+    _store, _keys, summary, root, cache = released
     for task, n in summary["totals"].items():
         if not n:
             continue
-        ds = datasets.load_dataset(root, task)
+        ds = datasets.load_dataset(root, task, cache_dir=cache)
         assert sum(d.num_rows for d in ds.values()) == n
         assert {t for d in ds.values() for t in d.unique("task")} == {task}
         assert sum(ds[s].num_rows for s in ds) == sum(summary["splits"][task].values())
@@ -67,7 +69,7 @@ def test_each_task_config_loads_its_own_rows(released):
 def test_split_is_a_function_of_the_image(released):
     """Another release of the same rows (and a differently sized one) puts each image on the
     same side: the split is by image hash, not by row order or count."""
-    store, keys, _summary, _root = released
+    store, keys, _summary, _root, _cache = released
     build(store, "v1b", {t: k[:2] for t, k in keys.items()}, ReleaseSettings(validation_fraction=0.2))
 
     def sides(version: str) -> dict:
