@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 import tempfile
 from collections import Counter
 from functools import partial
@@ -214,6 +215,9 @@ def build_release(
     tiny = check_can_publish(store, version, provenance, allow_tiny)
     plan = _plan(qa_tables)
     old_manifest = read_manifest(store, previous) if previous else None
+    if old_manifest is not None and old_manifest.get("format") != MANIFEST_FORMAT:
+        raise ReleaseError(f"release {previous} is in format {old_manifest.get('format')!r}, made before "
+                           f"{MANIFEST_FORMAT!r} rows carried content hashes: it cannot be diffed")
     mix_plan = mix_plan or plan_release_mix(store, qa_tables, release.mix)
     per_image = _per_image_licenses(store, plan, sources)
     for sub in ("data", "exports"):
@@ -253,6 +257,7 @@ def build_release(
     writer.put("README.md", card.encode("utf-8"), "card", None)
     manifest = {
         "format": MANIFEST_FORMAT,
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "profile": provenance.get("profile"),
         "models": provenance.get("models") or {},
         **{k: v for k, v in facts.items() if k not in ("provenance",)},
@@ -283,6 +288,23 @@ def read_manifest(store: ObjectStore, version: str) -> dict:
     return json.loads(store.read_text(key))
 
 
+def latest_published(store: ObjectStore, exclude: str | None = None) -> str | None:
+    """The most recently published release other than ``exclude`` (by the manifest's
+    ``published_at``), the default a new release is diffed against; None when there is none."""
+    best: tuple[str, str] | None = None
+    for key in store.list("release", "/manifest.json"):
+        parts = key.split("/")
+        if len(parts) != 3 or parts[1] == exclude or parts[1].startswith("."):
+            continue
+        man = json.loads(store.read_text(key))
+        if man.get("format") != MANIFEST_FORMAT:
+            continue  # made before content hashes: nothing to diff against
+        stamp = man.get("published_at") or ""
+        if best is None or (stamp, parts[1]) > best:
+            best = (stamp, parts[1])
+    return best[1] if best else None
+
+
 def _data_files(manifest: dict, split: str | None = None) -> list[dict]:
     return [f for f in manifest["files"] if f["kind"] == "data" and split in (None, f.get("split"))]
 
@@ -299,8 +321,10 @@ def export_release(store: ObjectStore, version: str, fmt: str, out: ObjectStore,
     manifest = read_manifest(store, version)
     settings = QASettings(**manifest["thresholds"])
     local = out.root.removeprefix("file://") if out.root.startswith("file://") else out.root
+    # InternVL joins its meta's ``root`` with each record's image: the folder goes there; the
+    # others read the image path as written, so it goes in front of each record's image.
     opts = ExportOptions((fmt,), part_max_bytes or ReleaseSettings().export_part_max_bytes, settings.multi_turn,
-                         settings.max_turns, box_format, images_root,
+                         settings.max_turns, box_format, "" if fmt == "internvl" else images_root,
                          meta_root=images_root or DEFAULT_IMAGES_ROOT, meta_annotation_base=f"{local.rstrip('/')}/")
     writer = ReleaseWriter(out, "")
     by_task: dict[str, list[str]] = {}

@@ -56,3 +56,18 @@ def test_template_change_shows_only_that_task_as_changed(tmp_path, monkeypatch):
     assert json.loads(as_json.output) == diff
     missing = CliRunner().invoke(main, ["diff", "v1", "v9", "--config", str(cfg)])
     assert missing.exit_code != 0 and "release v9 has no manifest" in missing.output
+
+
+def test_latest_published_is_the_default_previous(tmp_path):
+    from sf_platform.core import release
+
+    store = ObjectStore(root=f"file://{tmp_path}/store")
+    keys = put_inputs(store, images=8, shards=(("o365", "00000", 1),))
+    assert release.latest_published(store) is None
+    build(store, "a", keys)
+    build(store, "b", keys, previous="a")
+    assert release.latest_published(store, exclude="c") == "b"
+    assert release.latest_published(store, exclude="b") == "a"
+    man = json.loads(store.read_text("release/a/manifest.json"))
+    store.write_text("release/a/manifest.json", json.dumps({**man, "format": "sf_platform-release/1"}))
+    assert release.latest_published(store, exclude="b") is None  # an old format has no content hashes

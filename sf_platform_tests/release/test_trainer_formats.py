@@ -126,6 +126,9 @@ def test_internvl_meta_opens_root_and_annotation(built, monkeypatch):
     monkeypatch.chdir(tmp)
     again = internvl_datasets(f"{tmp}/internvl_out/exports/internvl/meta.json")
     assert sum(map(len, again.values())) == sum(map(len, records.values()))
+    meta = json.loads((tmp / "internvl_out/exports/internvl/meta.json").read_text())
+    assert {m["root"] for m in meta.values()} == {str(images)}  # records stay <source>/<file_name>
+    assert all(not r["image"].startswith("/") for recs in again.values() for r in recs)
 
 
 @pytest.mark.parametrize("box_format", ["qwen3", "qwen25"])

@@ -17,6 +17,7 @@ from sf_platform.core.release import (
     ReleaseError,
     build_release,
     check_can_publish,
+    latest_published,
     plan_release_mix,
     read_manifest,
     release_prefix,
@@ -32,7 +33,8 @@ from sf_platform.defs.resources import PlatformResource
 class ReleaseConfig(dg.Config):
     version: str = "v0.1.0"
     allow_tiny: bool = False
-    # A published version to compare with: the card and report then say what changed.
+    # A published version to compare with (the card and report then say what changed); by
+    # default the most recently published one, "" for none.
     previous: str | None = None
 
 
@@ -81,8 +83,9 @@ def release(context: dg.AssetExecutionContext, config: ReleaseConfig, platform: 
     provenance = collect_provenance(store, cfg, TASK_CODE_VERSIONS)
     try:  # refuse a published version or tiny inputs before anything is written
         check_can_publish(store, config.version, provenance, config.allow_tiny)
-        if config.previous:
-            read_manifest(store, config.previous)
+        previous = latest_published(store, config.version) if config.previous is None else config.previous
+        if previous:
+            read_manifest(store, previous)
     except ReleaseError as exc:
         raise dg.Failure(description=str(exc)) from None
     mix_plan = plan_release_mix(store, keys, cfg.release.mix)
@@ -92,12 +95,12 @@ def release(context: dg.AssetExecutionContext, config: ReleaseConfig, platform: 
             lines = [f"{t}: {o.name} ({o.unexpected_count} rows)" for t, fs in audit.failures().items() for o in fs]
             raise dg.Failure(description=f"release {config.version} not published, audit failed:\n"
                              + "\n".join(lines))
-        changes = _changes(store, config.previous, audit.tables, config.version)
+        changes = _changes(store, previous, audit.tables, config.version)
         report = write_report(store, config.version, audit, collect_funnel(store), settings, cfg.s3,
                               changes_markdown=changes)
     summary = build_release(store, config.version, keys, provenance, settings, allow_tiny=config.allow_tiny,
                             sources={s.name: source_terms(s) for s in cfg.sources}, release=cfg.release,
-                            mix_plan=mix_plan, previous=config.previous)
+                            mix_plan=mix_plan, previous=previous or None)
     yield dg.MaterializeResult(
         metadata={
             "version": dg.MetadataValue.text(config.version),
