@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 import tempfile
 from collections import Counter
+from datetime import UTC, datetime
 from functools import partial
 
 import pyarrow as pa

@@ -13,7 +13,10 @@ import yaml
 from click.testing import CliRunner
 
 from sf_platform.cli import main
-from sf_platform_tests.release.test_trainer_formats import LlavaLazySupervisedDataset, internvl_datasets
+from sf_platform_tests.release.test_trainer_formats import (
+    LlavaLazySupervisedDataset,
+    internvl_datasets,
+)
 
 
 @pytest.mark.slow
