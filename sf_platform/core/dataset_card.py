@@ -177,8 +177,8 @@ def _licenses_section(licenses: dict) -> list[str]:
     for lic, c in licenses.items():
         name = f"[{c['name']}]({c['url']})" if c["url"] else c["name"]
         lines.append(f"| `{lic}` | {name} | {_fmt(c['rows'])} | {', '.join(c['sources'])} |")
-    return lines + ["", ("The questions and answers are derived from the sources' annotations, under the "
-                    "same terms as the source they come from."), ""]
+    return lines + ["", ("The question-answer text is derived from each source's annotations: check that "
+                         "source's terms for its annotations too."), ""]
 
 
 USAGE = """## Use
