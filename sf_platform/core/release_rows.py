@@ -15,8 +15,8 @@ attribution and a content hash.
 from __future__ import annotations
 
 import hashlib
-import json
 
+import orjson
 import pyarrow as pa
 
 from sf_platform.core import licenses, schemas
@@ -42,7 +42,7 @@ def content_hashes(table: pa.Table) -> pa.Array:
     cols = {c: table.column(c).to_pylist() for c in _HASHED}
     out = []
     for vals in zip(*cols.values()):
-        blob = json.dumps(vals, sort_keys=True, separators=(",", ":"), default=str).encode()
+        blob = orjson.dumps(vals, option=orjson.OPT_SORT_KEYS)
         out.append(hashlib.sha256(blob).hexdigest()[:16])
     return pa.array(out, pa.string())
 
