@@ -128,14 +128,49 @@ def _store(config_path: str | None):
 @main.command("export")
 @click.option("--release", "version", required=True)
 @click.option("--format", "fmt", required=True, type=click.Choice(["qwen", "internvl", "llava"]))
+@click.option("--images-root", default="", help="Folder holding one sub-folder per source; prefixes every "
+              "image path (and is InternVL's meta root).")
+@click.option("--box-format", default="qwen3", show_default=True, type=click.Choice(["qwen3", "qwen25"]),
+              help="qwen only: [0,1000] boxes (Qwen3-VL) or absolute pixels (Qwen2.5-VL).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Where exports/<format>/ is written (default ./sf_exports/<release>).")
+@click.option("--part-max-bytes", default=None, type=int, help="Cut files into parts above this size.")
 @click.option("--config", "config_path", default=None, type=click.Path(exists=True, dir_okay=False))
-def export_cmd(version, fmt, config_path):
-    """Re-export an existing release in one training format."""
-    from sf_platform.core.release import export_release
+def export_cmd(version, fmt, images_root, box_format, out_dir, part_max_bytes, config_path):
+    """Export a release's train split for one trainer, with image paths under --images-root
+    (the published release is not changed)."""
+    from sf_platform.core.release import ReleaseError, export_release
+    from sf_platform.storage.object_store import ObjectStore
+
+    store, cfg = _store(config_path)
+    out = ObjectStore(root="file://" + str(Path(out_dir or Path("sf_exports") / version).resolve()))
+    part_max = part_max_bytes or (cfg.release.export_part_max_bytes if cfg else None)
+    try:
+        keys = export_release(store, version, fmt, out, images_root, box_format, part_max)
+    except ReleaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    for key in keys:
+        click.echo(out.uri(key))
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new")
+@click.option("--config", "config_path", default=None, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def diff(old, new, config_path, as_json):
+    """QA pairs added, removed and changed from release OLD to NEW, per task and source."""
+    from sf_platform.core.release import ReleaseError, read_manifest, release_prefix
+    from sf_platform.core.release_diff import diff_index, diff_markdown, release_index
 
     store, _ = _store(config_path)
-    for key in export_release(store, version, fmt):
-        click.echo(store.uri(key))
+    try:
+        a, b = read_manifest(store, old), read_manifest(store, new)
+    except ReleaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    result = diff_index(release_index(store, release_prefix(old), a["files"]),
+                        release_index(store, release_prefix(new), b["files"]))
+    click.echo(json.dumps(result, indent=2, sort_keys=True) if as_json else diff_markdown(result, old, new))
 
 
 @main.command()

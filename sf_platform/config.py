@@ -16,10 +16,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sf_platform.core.qa.settings import QASettings
+from sf_platform.core.release_mix import TaskMix
 
 FORMATS = ("objects365", "openimages", "pixmo", "synthetic")
 # Source keys that name a file or folder (resolved against the config file, checked to exist).
-PATH_KEYS = ("images", "annotations", "classes", "depth", "keypoints", "hierarchy")
+PATH_KEYS = ("images", "annotations", "classes", "depth", "keypoints", "hierarchy", "image_licenses")
+# Source keys only the release reads (licence and attribution): changing them re-indexes nothing.
+RELEASE_ONLY_KEYS = frozenset({"license", "images_origin", "image_licenses"})
 
 
 class ConfigError(ValueError):
@@ -70,6 +73,15 @@ class SourceConfig(_Strict):
     def gives_depth(self) -> bool:
         """The source ships depth maps (its own folder, or the synthetic generator's)."""
         return bool(self.depth) or self.format == "synthetic"
+    # The images' licence id (e.g. cc-by-4.0) or Creative Commons URL; default: the format's
+    # (core/licenses.py FORMAT_DEFAULTS).  Every release row carries it.
+    license: str | None = None
+    # Where users obtain the images (stated in the release card and manifest instead of the
+    # build machine's folder); default: ``images`` when it is a URL, else the format's page.
+    images_origin: str | None = None
+    # openimages only: the per-image CSV (ImageID, License, Author, OriginalURL) of the
+    # official dump; rows then carry each image's own licence, author and source URL.
+    image_licenses: str | None = None
 
     @model_validator(mode="after")
     def _required_per_format(self) -> SourceConfig:
@@ -84,6 +96,8 @@ class SourceConfig(_Strict):
             raise ValueError("'hierarchy' is only used by format openimages")
         if fmt != "synthetic" and self.rotated_every:
             raise ValueError("'rotated_every' is only used by format synthetic")
+        if fmt != "openimages" and self.image_licenses:
+            raise ValueError("'image_licenses' is only used by format openimages")
         return self
 
 
@@ -187,6 +201,16 @@ class ReleaseSettings(_Strict):
     version_format: str = "v%Y.%m.%d"
     # Let scheduled releases contain tiny-model (test) outputs, as --allow-tiny does for the CLI.
     allow_tiny: bool = False
+    # Share of images held out as the validation split, assigned by a hash of the image
+    # (core/splits.py), so one image's questions never straddle the splits.  0: train only.
+    validation_fraction: float = Field(default=0.02, ge=0, lt=1)
+    # Exports are one file per task and format, cut into parts above this size: LLaVA's
+    # loader json.loads a whole file into memory.
+    export_part_max_bytes: int = Field(default=512 * 2**20, ge=1024)
+    # Parquet data files per task and split are cut into parts of at most this many rows.
+    data_part_max_rows: int = Field(default=1_000_000, ge=1)
+    # Per-task quotas or shares (core/release_mix.py); none: every row.
+    mix: TaskMix | None = None
 
 
 class Config(_Strict):

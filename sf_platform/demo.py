@@ -44,12 +44,19 @@ def make_openimages_source(root: Path, num_images: int = 5, seed: int = 11, shar
             W, H = im["width"], im["height"]
             w.writerow([image_ids[a["image_id"]], "xclick", mids[a["category_id"]], 1,
                         x / W, (x + bw) / W, y / H, (y + bh) / H, 0, 0, int(a.get("iscrowd", 0)), 0, 0])
+    with open(out / "images-with-rotation.csv", "w", newline="") as f:  # per-image licence and author
+        w = csv.writer(f)
+        w.writerow(["ImageID", "OriginalURL", "License", "Author", "Rotation"])
+        for image_id in image_ids.values():
+            w.writerow([image_id, f"https://example.invalid/oi/{image_id}.jpg",
+                        "https://creativecommons.org/licenses/by/2.0/", f"demo author {image_id[-4:]}", 0])
     return {
         "name": "oi",
         "format": "openimages",
         "images": str(out / "images"),
         "annotations": str(out / "boxes.csv"),
         "classes": str(out / "class-descriptions-boxable.csv"),
+        "image_licenses": str(out / "images-with-rotation.csv"),
         "shard_size": shard_size,
     }
 

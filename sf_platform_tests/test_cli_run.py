@@ -95,7 +95,8 @@ def test_run_produces_design_tables(store: ObjectStore, tmp_path, monkeypatch):
 
     # The release re-exports and reports its counts through the CLI.
     exported = CliRunner().invoke(main, ["export", "--release", "t1", "--format", "internvl",
-                                         "--config", str(cfg_path)], catch_exceptions=False)
+                                         "--out", str(tmp_path / "exports"), "--config", str(cfg_path)],
+                                  catch_exceptions=False)
     assert exported.exit_code == 0, exported.output
     assert exported.output.count("exports/internvl/") >= 6
     stats = CliRunner().invoke(main, ["stats", "t1", "--config", str(cfg_path)], catch_exceptions=False)

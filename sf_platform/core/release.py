@@ -1,18 +1,19 @@
-"""Publish a versioned release: Parquet per task and shard, JSONL exports, card, manifest.
+"""Publish a versioned release: Parquet per task and split, consolidated exports, card, manifest.
 
-Layout (DESIGN.md "Object storage layout")::
+Layout (DESIGN.md "Object storage layout", with its December amendments)::
 
-    release/<version>/data/<task>/<source>-<shard>.parquet
-    release/<version>/exports/{qwen,internvl,llava}/<task>-<source>-<shard>.jsonl
-    release/<version>/README.md          dataset card (counts per task and source)
-    release/<version>/manifest.json      files (rows, bytes, sha256), code and model versions,
-                                         thresholds, profile -- written LAST
+    release/<version>/data/<task>/<split>[-part-NNNNN-of-NNNNN].parquet     train / validation
+    release/<version>/exports/{qwen,internvl,llava}/<task>[-part-...].{jsonl,json}
+    release/<version>/exports/internvl/<task>_meta.json, meta.json          InternVL --meta_path
+    release/<version>/README.md          dataset card (configs, features, licences, mix, diff)
+    release/<version>/manifest.json      files (rows, bytes, sha256), image roots, licences,
+                                         code and model versions, thresholds -- written LAST
 
-A release is complete exactly when its manifest exists: every file is written atomically by
-the ObjectStore, and the manifest only after all of them, so a reader that goes by the
-manifest never sees a partial release.  A version whose manifest exists is never rebuilt
-(published data is immutable); a version without one is a failed attempt, and its ``data/``
-and ``exports/`` are cleared before building so no stale shard survives.
+What a release contains is built in :mod:`release_writer` (rows, splits, parts, exports),
+:mod:`release_mix` (task quotas/shares), :mod:`licenses` and :mod:`release_diff`; this module
+plans, checks and publishes.  A release is complete exactly when its manifest exists.  A
+version whose manifest exists is never rebuilt (published data is immutable); a version without
+one is a failed attempt, and its ``data/`` and ``exports/`` are cleared before building.
 
 Releases made with the ``tiny`` model profile (random-weight test models) are refused unless
 ``allow_tiny=True``; then the card carries a warning banner and the manifest ``"tiny": true``.
@@ -20,24 +21,40 @@ Releases made with the ``tiny`` model profile (random-weight test models) are re
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import posixpath
 import re
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime
+from functools import partial
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
+from sf_platform.config import ReleaseSettings
 from sf_platform.core import dataset_card, schemas
-from sf_platform.core.exports import EXPORTERS, FORMATS, jsonl
+from sf_platform.core.exports import BOX_FORMATS, FORMATS
+from sf_platform.core.licenses import SourceTerms, describe, read_image_licenses
 from sf_platform.core.near_duplicates import drop_near_duplicates, read_near_duplicates
 from sf_platform.core.qa.balance import balance_report
 from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
 from sf_platform.core.qa.settings import QASettings
-from sf_platform.storage.object_store import PARQUET_COMPRESSION, ObjectStore
+from sf_platform.core.release_diff import diff_index, release_index
+from sf_platform.core.release_mix import PLAN_COLUMNS, MixPlan, TaskMix, plan_mix
+from sf_platform.core.release_rows import release_rows
+from sf_platform.core.release_writer import (
+    DEFAULT_IMAGES_ROOT,
+    ExportOptions,
+    ReleaseWriter,
+    export_shard,
+    line_spool,
+    put_exports,
+    put_meta_index,
+    write_task,
+)
+from sf_platform.storage.object_store import ObjectStore, open_uri
 
-MANIFEST_FORMAT = "sf_platform-release/1"
+MANIFEST_FORMAT = "sf_platform-release/2"
 QA_KEY = re.compile(
     r"^(?:.*/)?assets/qa_(?P<task>[a-z_]+)/(?P<source>[A-Za-z0-9_\-]+)/(?P<shard>[A-Za-z0-9_\-]+)\.parquet$"
 )
@@ -95,26 +112,6 @@ def check_can_publish(store: ObjectStore, version: str, provenance: dict, allow_
     return tiny
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression=PARQUET_COMPRESSION)
-    return buf.getvalue()
-
-
-def _put(
-    store: ObjectStore, prefix: str, rel: str, data: bytes, kind: str, rows: int | None, **extra
-) -> dict:
-    store.write_bytes(f"{prefix}/{rel}", data)
-    return {
-        "path": rel,
-        "kind": kind,
-        "rows": rows,
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        **extra,
-    }
-
-
 def _load_qa(store: ObjectStore, key: str, task: str) -> pa.Table:
     table = store.read_table(key)
     try:
@@ -129,21 +126,72 @@ def _load_qa(store: ObjectStore, key: str, task: str) -> pa.Table:
     return table
 
 
-def _exports(
-    store, prefix, stem: str, table: pa.Table, fmt: str, settings: QASettings, **extra
-) -> dict:
-    records = EXPORTERS[fmt](table, multi_turn=settings.multi_turn, max_turns=settings.max_turns)
-    data = jsonl(records)
-    return _put(
-        store,
-        prefix,
-        f"exports/{fmt}/{stem}.jsonl",
-        data,
-        "export",
-        data.count(b"\n"),
-        format=fmt,
-        **extra,
-    )
+
+def _plan(qa_tables: dict[str, list[str]]) -> dict[str, list[tuple[str, str, str]]]:
+    """task -> [(source, shard, key)], every key checked against the QA key pattern."""
+    unknown = sorted(set(qa_tables) - set(schemas.TASKS))
+    if unknown:
+        raise ReleaseError(f"unknown tasks {unknown}; known: {list(schemas.TASKS)}")
+    plan: dict[str, list[tuple[str, str, str]]] = {}
+    for task in schemas.TASKS:
+        if task not in qa_tables:
+            continue
+        plan[task] = []
+        for key in sorted(qa_tables[task]):
+            m = QA_KEY.match(key)
+            if not m or m["task"] != task:
+                raise ReleaseError(
+                    f"{key!r} is not a QA table key of task {task!r} (assets/qa_{task}/<source>/<shard>.parquet)"
+                )
+            plan[task].append((m["source"], m["shard"], key))
+    return plan
+
+
+def plan_release_mix(store: ObjectStore, qa_tables: dict[str, list[str]], mix: TaskMix | None) -> MixPlan:
+    """The task mix over these QA tables (row counts only when no mix is asked)."""
+    cols = PLAN_COLUMNS if mix else []
+    loaders = {t: [partial(store.read_table, k, columns=cols) for _, _, k in items]
+               for t, items in _plan(qa_tables).items()}
+    return plan_mix(mix, loaders)
+
+
+def _per_image_licenses(store: ObjectStore, plan, terms: dict[str, SourceTerms]) -> dict[str, pa.Table]:
+    out = {}
+    for name, t in terms.items():
+        keys = [k for items in plan.values() for s, _, k in items if s == name]
+        if not t.image_licenses or not keys:
+            continue
+        wanted = pa.chunked_array([pc.unique(store.read_table(k, columns=["image_id"]).column("image_id"))
+                                   for k in keys], pa.string())
+        with open_uri(t.image_licenses, store.endpoint_url, store.region) as fh:
+            out[name] = read_image_licenses(fh, t.image_licenses, pc.unique(wanted))
+    return out
+
+
+def _release_tables(store, task, items, mix_plan: MixPlan, terms, per_image, licenses_seen: Counter,
+                    near_dups):
+    """Each QA partition as released: near-duplicate images' rows left out, the task mix
+    applied, then the release columns (portable image path, licence)."""
+    for source, _shard, key in items:
+        if source not in terms:
+            raise ReleaseError(
+                f"{key}: source {source!r} has no declared licence and image origin (not in the config's "
+                "sources); a release states both for every source")
+        table = drop_near_duplicates(_load_qa(store, key, task), near_dups)
+        rows = release_rows(mix_plan.apply(task, table), terms[source], per_image.get(source))
+        for lic, n in zip(*pc.value_counts(rows.column("license")).flatten()):
+            licenses_seen[(lic.as_py(), source)] += n.as_py()
+        yield rows
+
+
+def _licenses_summary(seen: Counter) -> dict:
+    out: dict = {}
+    for (lic, source), n in sorted(seen.items()):
+        name, url = describe(lic)
+        cell = out.setdefault(lic, {"name": name, "url": url, "rows": 0, "sources": []})
+        cell["rows"] += n
+        cell["sources"].append(source)
+    return out
 
 
 def build_release(
@@ -153,81 +201,74 @@ def build_release(
     provenance: dict,
     settings: QASettings,
     allow_tiny: bool = False,
+    *,
+    sources: dict[str, SourceTerms],
+    release: ReleaseSettings | None = None,
+    mix_plan: MixPlan | None = None,
+    previous: str | None = None,
 ) -> dict:
     """Publish ``qa_tables`` (task -> QA Parquet keys in ``store``) as release ``version``.
 
-    Returns ``{"version", "counts": {task: {source: rows}}, "totals": {task: rows}, "total",
-    "files": [keys], "manifest": key, "tiny": bool}``.
+    ``sources`` states each source's licence and image origin; ``release`` the split, part and
+    mix settings; ``mix_plan`` the rows to keep (made here from ``release.mix`` when not given,
+    so the audit and the release can share one); ``previous`` a published version to diff
+    against.  Returns ``{"version", "counts": {task: {source: rows}}, "totals": {task: rows},
+    "total", "splits", "files": [keys], "manifest": key, "tiny": bool, "diff"}``.
     """
+    release = release or ReleaseSettings()
     prefix = release_prefix(version)
     tiny = check_can_publish(store, version, provenance, allow_tiny)
-    unknown = sorted(set(qa_tables) - set(schemas.TASKS))
-    if unknown:
-        raise ReleaseError(f"unknown tasks {unknown}; known: {list(schemas.TASKS)}")
-    plan = []
-    for task in schemas.TASKS:
-        for key in sorted(qa_tables.get(task, [])):
-            m = QA_KEY.match(key)
-            if not m or m["task"] != task:
-                raise ReleaseError(
-                    f"{key!r} is not a QA table key of task {task!r} (assets/qa_{task}/<source>/<shard>.parquet)"
-                )
-            plan.append((task, m["source"], m["shard"], key))
+    plan = _plan(qa_tables)
+    old_manifest = read_manifest(store, previous) if previous else None
+    if old_manifest is not None and old_manifest.get("format") != MANIFEST_FORMAT:
+        raise ReleaseError(f"release {previous} is in format {old_manifest.get('format')!r}, made before "
+                           f"{MANIFEST_FORMAT!r} rows carried content hashes: it cannot be diffed")
+    mix_plan = mix_plan or plan_release_mix(store, qa_tables, release.mix)
+    per_image = _per_image_licenses(store, plan, sources)
     for sub in ("data", "exports"):
         store.delete(f"{prefix}/{sub}")  # leftovers of a failed attempt (no manifest)
-    files: list[dict] = []
-    counts: dict[str, dict[str, int]] = {t: {} for t in schemas.TASKS if t in qa_tables}
+    writer = ReleaseWriter(store, prefix)
+    opts = ExportOptions(FORMATS, release.export_part_max_bytes, settings.multi_turn, settings.max_turns)
+    counts: dict[str, dict[str, int]] = {}
+    split_counts: dict[str, dict[str, int]] = {}
+    internvl_meta: dict = {}
+    seen: Counter = Counter()
     near_dups = read_near_duplicates(store)  # their QA is not released
-    for task, source, shard, key in plan:
-        table = drop_near_duplicates(_load_qa(store, key, task), near_dups)
-        counts[task][source] = counts[task].get(source, 0) + table.num_rows
-        if table.num_rows == 0:
-            continue  # an empty shard adds no file (a config's glob must only match real data)
-        stem = f"{source}-{shard}"
-        files.append(
-            _put(
-                store,
-                prefix,
-                f"data/{task}/{stem}.parquet",
-                _parquet_bytes(table),
-                "data",
-                table.num_rows,
-                task=task,
-                source=source,
-                shard=shard,
-                input=key,
-            )
-        )
-        for fmt in FORMATS:
-            files.append(
-                _exports(
-                    store,
-                    prefix,
-                    f"{task}-{stem}",
-                    table,
-                    fmt,
-                    settings,
-                    task=task,
-                    source=source,
-                    shard=shard,
-                )
-            )
+    with tempfile.TemporaryDirectory(prefix="sf-release-") as work:
+        for task, items in plan.items():
+            res = write_task(writer, task, _release_tables(store, task, items, mix_plan, sources, per_image, seen,
+                                                           near_dups),
+                             work, release.validation_fraction, release.data_part_max_rows, opts)
+            counts[task], split_counts[task] = res["rows"], res["splits"]
+            internvl_meta.update(res["internvl_meta"])
+    put_meta_index(writer, internvl_meta)
+    diff = None
+    if old_manifest is not None:
+        diff = diff_index(release_index(store, release_prefix(previous), old_manifest["files"]),
+                          release_index(store, prefix, writer.files))
     code_versions = {
         **{f"qa_{t}": v for t, v in TASK_CODE_VERSIONS.items()},
         **(provenance.get("code_versions") or {}),
     }
-    card = dataset_card.render(version, counts, provenance, settings, tiny, code_versions)
-    files.append(_put(store, prefix, "README.md", card.encode("utf-8"), "card", None))
+    facts = {
+        "version": version, "counts": counts, "splits": split_counts, "tiny": tiny,
+        "provenance": provenance, "code_versions": code_versions, "thresholds": settings.model_dump(),
+        "licenses": _licenses_summary(seen),
+        "image_roots": {n: {"path": f"{n}/", "origin": t.images_origin, "license": t.license}
+                        for n, t in sorted(sources.items()) if any(n in c for c in counts.values())},
+        "validation_fraction": release.validation_fraction,
+        "mix": {**mix_plan.summary(), "config": release.mix.model_dump() if release.mix else None},
+        "diff": {"previous": previous, "by_task": diff} if diff is not None else None,
+    }
+    card = dataset_card.render(facts)
+    writer.put("README.md", card.encode("utf-8"), "card", None)
     manifest = {
         "format": MANIFEST_FORMAT,
-        "version": version,
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "profile": provenance.get("profile"),
-        "tiny": tiny,
         "models": provenance.get("models") or {},
-        "code_versions": code_versions,
-        "thresholds": settings.model_dump(),
-        "counts": counts,
-        "files": files,
+        **{k: v for k, v in facts.items() if k not in ("provenance",)},
+        "files": writer.files,
     }
     manifest_key = f"{prefix}/manifest.json"
     store.write_text(manifest_key, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -237,9 +278,11 @@ def build_release(
         "counts": counts,
         "totals": totals,
         "total": sum(totals.values()),
-        "files": [f"{prefix}/{f['path']}" for f in files],
+        "splits": split_counts,
+        "files": [writer.key(f["path"]) for f in writer.files],
         "manifest": manifest_key,
         "tiny": tiny,
+        "diff": diff,
     }
 
 
@@ -252,42 +295,59 @@ def read_manifest(store: ObjectStore, version: str) -> dict:
     return json.loads(store.read_text(key))
 
 
-def _data_files(manifest: dict) -> list[dict]:
-    return [f for f in manifest["files"] if f["kind"] == "data"]
+def latest_published(store: ObjectStore, exclude: str | None = None) -> str | None:
+    """The most recently published release other than ``exclude`` (by the manifest's
+    ``published_at``), the default a new release is diffed against; None when there is none."""
+    best: tuple[str, str] | None = None
+    for key in store.list("release", "/manifest.json"):
+        parts = key.split("/")
+        if len(parts) != 3 or parts[1] == exclude or parts[1].startswith("."):
+            continue
+        man = json.loads(store.read_text(key))
+        if man.get("format") != MANIFEST_FORMAT:
+            continue  # made before content hashes: nothing to diff against
+        stamp = man.get("published_at") or ""
+        if best is None or (stamp, parts[1]) > best:
+            best = (stamp, parts[1])
+    return best[1] if best else None
 
 
-def export_release(store: ObjectStore, version: str, fmt: str) -> list[str]:
-    """Re-export a published release to ``fmt`` (qwen|internvl|llava); the manifest is updated last."""
+def _data_files(manifest: dict, split: str | None = None) -> list[dict]:
+    return [f for f in manifest["files"] if f["kind"] == "data" and split in (None, f.get("split"))]
+
+
+def export_release(store: ObjectStore, version: str, fmt: str, out: ObjectStore, images_root: str = "",
+                   box_format: str = "qwen3", part_max_bytes: int | None = None) -> list[str]:
+    """Export a published release's train split to ``fmt`` under ``out`` (``exports/<fmt>/...``),
+    image paths under ``images_root``; the release itself is never changed."""
     if fmt not in FORMATS:
         raise ReleaseError(f"unknown export format {fmt!r}; known: {list(FORMATS)}")
+    if box_format not in BOX_FORMATS or (box_format != "qwen3" and fmt != "qwen"):
+        raise ReleaseError(f"box format {box_format!r}: qwen takes {list(BOX_FORMATS)}, other formats qwen3")
     prefix = release_prefix(version)
     manifest = read_manifest(store, version)
     settings = QASettings(**manifest["thresholds"])
-    old = {f["path"] for f in manifest["files"] if f["kind"] == "export" and f.get("format") == fmt}
-    new = []
-    for f in _data_files(manifest):
-        table = store.read_table(f"{prefix}/{f['path']}")
-        stem = posixpath.splitext(posixpath.basename(f["path"]))[0]
-        new.append(
-            _exports(
-                store,
-                prefix,
-                f"{f['task']}-{stem}",
-                table,
-                fmt,
-                settings,
-                task=f["task"],
-                source=f["source"],
-                shard=f["shard"],
-            )
-        )
-    for rel in sorted(old - {e["path"] for e in new}):
-        store.delete(f"{prefix}/{rel}")
-    manifest["files"] = [f for f in manifest["files"] if f["path"] not in old] + new
-    store.write_text(
-        f"{prefix}/manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    )
-    return [f"{prefix}/{e['path']}" for e in new]
+    local = out.root.removeprefix("file://") if out.root.startswith("file://") else out.root
+    # InternVL joins its meta's ``root`` with each record's image: the folder goes there; the
+    # others read the image path as written, so it goes in front of each record's image.
+    opts = ExportOptions((fmt,), part_max_bytes or ReleaseSettings().export_part_max_bytes, settings.multi_turn,
+                         settings.max_turns, box_format, "" if fmt == "internvl" else images_root,
+                         meta_root=images_root or DEFAULT_IMAGES_ROOT, meta_annotation_base=f"{local.rstrip('/')}/")
+    writer = ReleaseWriter(out, "")
+    by_task: dict[str, list[str]] = {}
+    for f in _data_files(manifest, "train"):
+        by_task.setdefault(f["task"], []).append(f"{prefix}/{f['path']}")
+    meta: dict = {}
+    with tempfile.TemporaryDirectory(prefix="sf-export-") as work:
+        for task in schemas.TASKS:
+            if task not in by_task:
+                continue
+            spools = {fmt: line_spool(work, fmt, opts.part_max_bytes)}
+            for key in sorted(by_task[task]):
+                export_shard(spools, store.read_table(key), opts)
+            meta.update(put_exports(writer, task, spools, opts))
+    put_meta_index(writer, meta)
+    return [writer.key(f["path"]) for f in writer.files]
 
 
 def release_stats(store: ObjectStore, version: str) -> dict:
@@ -300,7 +360,7 @@ def release_stats(store: ObjectStore, version: str) -> dict:
         by_task.setdefault(f["task"], []).append(f"{prefix}/{f['path']}")
     counts = {t: dict(v) for t, v in manifest["counts"].items()}
     balance = {
-        t: balance_report(store.read_tables(keys, schemas.QA), settings)
+        t: balance_report(store.read_tables(keys), settings)
         for t, keys in sorted(by_task.items())
     }
     totals = {t: sum(v.values()) for t, v in counts.items()}
@@ -311,5 +371,6 @@ def release_stats(store: ObjectStore, version: str) -> dict:
         "counts": counts,
         "totals": totals,
         "total": sum(totals.values()),
+        "splits": manifest.get("splits"),
         "balance": balance,
     }

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from sf_platform.core.release_rows import image_ref
+
 COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"]
 THUMB = 480  # longest side of a gallery image, pixels
 LINE = 3  # box outline width in the thumbnail
@@ -33,6 +35,7 @@ class GallerySample:
     width: int = 0  # thumbnail size
     height: int = 0
     error: str | None = None  # why the image could not be shown
+    image: str = ""  # portable reference <source>/<file_name>: what the report shows (no machine path)
 
 
 def sample_rows(table: pa.Table, k: int, seed_text: str) -> list[dict]:
@@ -51,7 +54,7 @@ def sample_rows(table: pa.Table, k: int, seed_text: str) -> list[dict]:
         picked.append(int(i))
         if len(picked) == k:
             break
-    cols = ["qa_id", "task", "image_uri", "question", "answer", "objects"]
+    cols = ["qa_id", "task", "image_uri", "source", "file_name", "question", "answer", "objects"]
     return table.select(cols).take(pa.array(picked, pa.int64())).to_pylist()
 
 
@@ -93,11 +96,12 @@ def build_gallery(
                 for i, o in enumerate(row["objects"] or []) if o.get("bbox_1000") is not None and len(o["bbox_1000"]) == 4
             ]
             s = GallerySample(task=task, qa_id=row["qa_id"], image_uri=row["image_uri"], question=row["question"] or "",
-                              answer=row["answer"] or "", boxes=boxes)
+                              answer=row["answer"] or "", boxes=boxes,
+                              image=image_ref(row["source"] or "", row["file_name"]))
             try:
                 s.jpeg, s.width, s.height = draw_boxes(load_image_bytes(row["image_uri"]), boxes)
             except Exception as exc:  # noqa: BLE001 - any unreadable image is shown as a note
-                s.error = f"{type(exc).__name__}: {exc}"[:200]
+                s.error = f"{type(exc).__name__}: {exc}".replace(row["image_uri"] or "", s.image)[:200]
             samples.append(s)
         out[task] = samples
     return out

@@ -69,7 +69,7 @@ def _tables_of(store: ObjectStore, asset: str, partitions: set[str], schema) -> 
 
 
 @contextmanager
-def audit_release(store: ObjectStore, keys_by_task: dict[str, list[str]], settings):
+def audit_release(store: ObjectStore, keys_by_task: dict[str, list[str]], settings, select=None):
     """Validate every task's whole table in memory, empty ones too (an empty task is a silent
     failure the volume floors catch); yields a :class:`ReleaseAudit`.  The scene and curated
     images are those of the partitions the QA keys come from, so stale or failed shards in the
@@ -77,6 +77,8 @@ def audit_release(store: ObjectStore, keys_by_task: dict[str, list[str]], settin
     from sf_platform.quality.suites import validate_qa
 
     tables = load_qa_tables(store, keys_by_task)
+    if select is not None:  # the release's task mix (core/release_mix.py): audit what is released
+        tables = {task: select(task, t) for task, t in tables.items()}
     partitions = {partition_of(k) for keys in keys_by_task.values() for k in keys}
     scene = _tables_of(store, "scene", partitions, SCENE)
     images = _tables_of(store, "images", partitions, IMAGES)
@@ -90,7 +92,7 @@ def audit_release(store: ObjectStore, keys_by_task: dict[str, list[str]], settin
 
 
 def write_report(store: ObjectStore, version: str, audit: ReleaseAudit, funnel: dict, settings,
-                 s3=None, out_prefix: str | None = None) -> ReleaseReport:
+                 s3=None, out_prefix: str | None = None, changes_markdown: str = "") -> ReleaseReport:
     """The HTML report (plots, gallery, every check with its Data Docs) under
     ``release/<version>/quality/`` (or ``out_prefix``)."""
     from sf_platform.quality.report import build_report, report_summary_markdown
@@ -102,8 +104,9 @@ def write_report(store: ObjectStore, version: str, audit: ReleaseAudit, funnel: 
         return read_uri(uri, endpoint, region)
 
     key = build_report(store, version, audit.tables, funnel, audit.validation, load_image_bytes,
-                       out_prefix=out_prefix, settings=settings)
-    summary = report_summary_markdown(audit.tables, funnel, audit.validation)
+                       out_prefix=out_prefix, settings=settings, changes_markdown=changes_markdown)
+    summary = report_summary_markdown(audit.tables, funnel, audit.validation) + (
+        f"\n\n{changes_markdown}" if changes_markdown else "")
     return ReleaseReport(index_key=key, summary_markdown=summary, passed=audit.passed)
 
 

@@ -200,7 +200,7 @@ def _gallery_html(gallery: dict, image_keys: dict[tuple[str, int], str]) -> str:
             figs.append(
                 f'<figure class="qa-sample" data-task="{_e(task)}" data-qa-id="{_e(s.qa_id)}" data-boxes="{boxes}" '
                 f'data-drawn="{str(s.error is None).lower()}">{img}<figcaption><div class="q">Q: {_e(s.question)}</div>'
-                f'<div class="a">A: {_e(s.answer)}</div><div class="meta">{_e(s.qa_id)} &middot; {_e(s.image_uri)}</div>'
+                f'<div class="a">A: {_e(s.answer)}</div><div class="meta">{_e(s.qa_id)} &middot; {_e(s.image)}</div>'
                 "</figcaption></figure>")
         parts.append(f'<h3>{_e(task)}</h3><div class="gallery">{"".join(figs) or "<p>no pairs</p>"}</div>')
     return "".join(parts)
@@ -239,6 +239,7 @@ def build_report(
     *,
     settings: QASettings | None = None,
     gallery_per_task: int = 6,
+    changes_markdown: str = "",
 ) -> str:
     """Write the report under ``out_prefix`` (default ``release/<version>/quality``); returns the
     key of its ``index.html``."""
@@ -286,6 +287,7 @@ def build_report(
 <section id="funnel-section"><h2>Funnel</h2>{_funnel_html(funnel)}</section>
 <section id="plots"><h2>Distributions</h2><div class="plots">{plot_html}</div></section>
 <section id="gallery"><h2>Gallery (spot-check by eye)</h2>{_gallery_html(gallery, image_keys)}</section>
+{f'<section id="changes"><h2>Changes since the previous release</h2><pre>{_e(changes_markdown)}</pre></section>' if changes_markdown else ""}
 </main></body></html>"""
     key = f"{prefix}/index.html"
     store.write_text(key, page)

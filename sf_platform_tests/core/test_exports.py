@@ -35,28 +35,26 @@ def test_internvl_adds_size_and_ref_box_tags(example):
     for row, r in zip(t.to_pylist(), exports.to_internvl(t)):
         assert (r["width"], r["height"]) == (800, 600)
         q = r["conversations"][0]["value"]
-        box = ",".join(map(str, row["objects"][0]["bbox_1000"]))
-        assert f"<box>[[{box}]]</box>" in q and "[" + box.replace(",", ", ") + "]" not in q.replace(
-            "[[", ""
-        )
+        box = ", ".join(map(str, row["objects"][0]["bbox_1000"]))
+        assert f"<box>[[{box}]]</box>" in q and f"[{box}]" not in q.replace("[[", "")
     g = example["grounding"]
     for row, r in zip(g.to_pylist(), exports.to_internvl(g)):
         q, ans = r["conversations"][0]["value"], r["conversations"][1]["value"]
         assert "JSON" not in q and q.startswith("<image>\nPlease provide the bounding box")
         assert ("<ref>every chair</ref>" in q) == (len(row["objects"]) > 1)
-        boxes = ",".join("[" + ",".join(map(str, o["bbox_1000"])) + "]" for o in row["objects"])
+        boxes = ", ".join("[" + ", ".join(map(str, o["bbox_1000"])) + "]" for o in row["objects"])
         assert ans.startswith("<ref>") and ans.endswith(f"</ref><box>[{boxes}]</box>")
 
 
 def test_internvl_named_boxes():
     text = "From the viewpoint of the person at [1, 2, 3, 4], is the chair at [10, 20, 30, 40] on their left?"
     assert exports.internvl_text(text) == (
-        "From the viewpoint of <ref>the person</ref><box>[[1,2,3,4]]</box>, "
-        "is <ref>the chair</ref><box>[[10,20,30,40]]</box> on their left?"
+        "From the viewpoint of <ref>the person</ref><box>[[1, 2, 3, 4]]</box>, "
+        "is <ref>the chair</ref><box>[[10, 20, 30, 40]]</box> on their left?"
     )
     assert (
         exports.internvl_text("The dining table at [5, 6, 7, 8].")
-        == "<ref>The dining table</ref><box>[[5,6,7,8]]</box>."
+        == "<ref>The dining table</ref><box>[[5, 6, 7, 8]]</box>."
     )
 
 

@@ -11,8 +11,18 @@ checked release.
 
 import dagster as dg
 
+from sf_platform.core.licenses import source_terms
 from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
-from sf_platform.core.release import ReleaseError, build_release, check_can_publish
+from sf_platform.core.release import (
+    ReleaseError,
+    build_release,
+    check_can_publish,
+    latest_published,
+    plan_release_mix,
+    read_manifest,
+    release_prefix,
+)
+from sf_platform.core.release_diff import diff_index, diff_markdown, qa_index, release_index
 from sf_platform.core.release_inputs import collect_funnel, collect_provenance, qa_keys_by_task
 from sf_platform.core.schemas import TASKS
 from sf_platform.defs.checks import outcome_metadata
@@ -23,6 +33,17 @@ from sf_platform.defs.resources import PlatformResource
 class ReleaseConfig(dg.Config):
     version: str = "v0.1.0"
     allow_tiny: bool = False
+    # A published version to compare with (the card and report then say what changed); by
+    # default the most recently published one, "" for none.
+    previous: str | None = None
+
+
+def _changes(store, previous: str | None, tables: dict, version: str) -> str:
+    if not previous:
+        return ""
+    old = read_manifest(store, previous)
+    diff = diff_index(release_index(store, release_prefix(previous), old["files"]), qa_index(tables))
+    return diff_markdown(diff, previous, version)
 
 
 def _audit_check(audit) -> dg.AssetCheckResult:
@@ -50,7 +71,7 @@ def _audit_check(audit) -> dg.AssetCheckResult:
     code_version="1",
     check_specs=[dg.AssetCheckSpec("release_suite", asset="release", blocking=True,
                                    description="All expectation suites over each task's whole table.")],
-    description="Parquet per task and source, Qwen-VL/InternVL/LLaVA JSONL exports, dataset "
+    description="Parquet per task and split, Qwen-VL/InternVL/LLaVA exports per task, dataset "
     "card, manifest and the data-quality report under <root>/release/<version>/.",
 )
 def release(context: dg.AssetExecutionContext, config: ReleaseConfig, platform: PlatformResource):
@@ -63,16 +84,24 @@ def release(context: dg.AssetExecutionContext, config: ReleaseConfig, platform: 
     provenance = collect_provenance(store, cfg, TASK_CODE_VERSIONS)
     try:  # refuse a published version or tiny inputs before anything is written
         check_can_publish(store, config.version, provenance, config.allow_tiny)
+        previous = latest_published(store, config.version) if config.previous is None else config.previous
+        if previous:
+            read_manifest(store, previous)
     except ReleaseError as exc:
         raise dg.Failure(description=str(exc)) from None
-    with audit_release(store, keys, settings) as audit:
+    mix_plan = plan_release_mix(store, keys, cfg.release.mix)
+    with audit_release(store, keys, settings, select=mix_plan.apply) as audit:
         yield _audit_check(audit)
         if not audit.passed:
             lines = [f"{t}: {o.name} ({o.unexpected_count} rows)" for t, fs in audit.failures().items() for o in fs]
             raise dg.Failure(description=f"release {config.version} not published, audit failed:\n"
                              + "\n".join(lines))
-        report = write_report(store, config.version, audit, collect_funnel(store), settings, cfg.s3)
-    summary = build_release(store, config.version, keys, provenance, settings, allow_tiny=config.allow_tiny)
+        changes = _changes(store, previous, audit.tables, config.version)
+        report = write_report(store, config.version, audit, collect_funnel(store), settings, cfg.s3,
+                              changes_markdown=changes)
+    summary = build_release(store, config.version, keys, provenance, settings, allow_tiny=config.allow_tiny,
+                            sources={s.name: source_terms(s) for s in cfg.sources}, release=cfg.release,
+                            mix_plan=mix_plan, previous=previous or None)
     yield dg.MaterializeResult(
         metadata={
             "version": dg.MetadataValue.text(config.version),
@@ -81,5 +110,6 @@ def release(context: dg.AssetExecutionContext, config: ReleaseConfig, platform: 
             "summary": dg.MetadataValue.json(summary),
             "quality_report": dg.MetadataValue.url(store.uri(report.index_key)),
             "quality_summary": dg.MetadataValue.md(report.summary_markdown),
+            "task_mix": dg.MetadataValue.json(mix_plan.summary()),
         }
     )

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sf_platform.config import S3Config, SourceConfig
+from sf_platform.config import RELEASE_ONLY_KEYS, S3Config, SourceConfig
 from sf_platform.core.sources.index.summary import READER_VERSION
 from sf_platform.storage.object_store import filesystem_for
 
@@ -41,7 +41,7 @@ def source_fingerprint(src: SourceConfig, s3: S3Config) -> str:
     removed); an S3 depth prefix is not listed (too costly per sensor tick): re-index by hand
     after adding depth maps there.  The synthetic source is deterministic in its config.
     """
-    parts: dict = {"reader_version": READER_VERSION, "config": src.model_dump(mode="json")}
+    parts: dict = {"reader_version": READER_VERSION, "config": src.model_dump(mode="json", exclude=set(RELEASE_ONLY_KEYS))}
     if src.format == "synthetic":
         from sf_platform.synthetic import GENERATOR_VERSION
 
