@@ -20,7 +20,7 @@ from sf_platform.core.near_duplicates import (
     perceptual_hash,
 )
 from sf_platform.core.qa.settings import QASettings
-from sf_platform.core.sources import synthetic
+from sf_platform import synthetic
 
 T = QASettings().near_duplicate_max_hamming
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "page", "coins", "gravel",

@@ -29,7 +29,12 @@ def qa_asset_name(task: str) -> str:
 # Thresholds read by one task only (generation and checks): changing one re-runs that task
 # alone. Every other threshold may be read by several tasks or their checks, so it versions
 # them all: a needless re-run costs CPU minutes, a missed one publishes stale pairs.
-TASK_ONLY_SETTINGS = {"count_max_bin_ratio": "counting"}
+# ``None``: read by no QA task (near-duplicate grouping is the near_duplicates asset's).
+TASK_ONLY_SETTINGS = {
+    "count_max_bin_ratio": "counting",
+    "conditional_count_max_value_share": "conditional_counting",
+    "near_duplicate_max_hamming": None,
+}
 
 
 def qa_code_version(task: str, settings: QASettings) -> str:
