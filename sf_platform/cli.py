@@ -115,7 +115,11 @@ def export_cmd(version, fmt, config_path):
     from sf_platform.core.release import export_release
 
     store, _ = _store(config_path)
-    for key in export_release(store, version, fmt):
+    try:  # an unpublished (staged or interrupted) version: one line saying so, no traceback
+        keys = export_release(store, version, fmt)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    for key in keys:
         click.echo(store.uri(key))
 
 
@@ -127,7 +131,11 @@ def stats(version, config_path):
     from sf_platform.core.release import release_stats
 
     store, _ = _store(config_path)
-    click.echo(json.dumps(release_stats(store, version), indent=2, sort_keys=True))
+    try:
+        figures = release_stats(store, version)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(figures, indent=2, sort_keys=True))
 
 
 @main.command()
@@ -148,7 +156,7 @@ def report(version, partition, config_path):
     keys, funnel = qa_keys_by_task(store), collect_funnel(store, partition)
     try:
         rep = (write_partition_report(store, partition, keys, funnel, settings, s3) if partition
-               else write_release_report(store, version, keys, funnel, settings, s3))
+               else write_release_report(store, version, funnel, settings, s3))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(store.uri(rep.index_key))

@@ -8,11 +8,14 @@ Layout (DESIGN.md "Object storage layout")::
     release/<version>/manifest.json      files (rows, bytes, sha256), code and model versions,
                                          thresholds, profile -- written LAST
 
-A release is complete exactly when its manifest exists: every file is written atomically by
-the ObjectStore, and the manifest only after all of them, so a reader that goes by the
-manifest never sees a partial release.  A version whose manifest exists is never rebuilt
-(published data is immutable); a version without one is a failed attempt, and its ``data/``
-and ``exports/`` are cleared before building so no stale shard survives.
+A release is complete exactly when its manifest exists (DESIGN amendment "Release publish"):
+every file is written under the attempt's own staging prefix, and
+:func:`sf_platform.storage.publish.publish` places them at ``release/<version>/`` and creates
+the manifest last, exclusively (see there), so a reader that goes by the manifest never sees a
+partial release and two runs never both publish a version.  A version whose manifest exists is
+never rebuilt (published data is immutable); what a killed attempt left (staged files, or
+files at the final prefix without a manifest) is ignored by readers and replaced by the next
+attempt.
 
 Releases made with the ``tiny`` model profile (random-weight test models) are refused unless
 ``allow_tiny=True``; then the card carries a warning banner and the manifest ``"tiny": true``.
@@ -34,17 +37,23 @@ from sf_platform.core.exports import EXPORTERS, FORMATS, jsonl
 from sf_platform.core.qa.balance import balance_report
 from sf_platform.core.qa.generate import TASK_CODE_VERSIONS
 from sf_platform.core.qa.settings import QASettings
+from sf_platform.storage import layout
+from sf_platform.storage.lock import DEFAULT_LEASE_S
 from sf_platform.storage.object_store import PARQUET_COMPRESSION, ObjectStore
+from sf_platform.storage.publish import NotPublished, PublishConflict, Staging, new_staging, publish, require_published
 
 MANIFEST_FORMAT = "sf_platform-release/1"
 QA_KEY = re.compile(
     r"^(?:.*/)?assets/qa_(?P<task>[a-z_]+)/(?P<source>[A-Za-z0-9_\-]+)/(?P<shard>[A-Za-z0-9_\-]+)\.parquet$"
 )
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 
 
 class ReleaseError(ValueError):
     """A release cannot be built or read as asked; the message says why."""
+
+
+class ReleaseConflict(ReleaseError):
+    """The version is published already, or another run is publishing it."""
 
 
 class TinyProfileError(ReleaseError):
@@ -52,11 +61,10 @@ class TinyProfileError(ReleaseError):
 
 
 def release_prefix(version: str) -> str:
-    if not VERSION.match(version or ""):
-        raise ReleaseError(
-            f"release version {version!r} must match {VERSION.pattern} (e.g. 'v1.0')"
-        )
-    return f"release/{version}"
+    try:
+        return layout.release_prefix(version)
+    except layout.LayoutError as exc:
+        raise ReleaseError(str(exc)) from None
 
 
 def tiny_ops(provenance: dict) -> list[str]:
@@ -90,7 +98,7 @@ def check_can_publish(store: ObjectStore, version: str, provenance: dict, allow_
     tiny = _check_provenance(provenance, allow_tiny)
     manifest = f"{release_prefix(version)}/manifest.json"
     if store.exists(manifest):
-        raise ReleaseError(f"release {version} is already published ({store.uri(manifest)}); use a new version")
+        raise ReleaseConflict(f"release {version} is already published ({store.uri(manifest)}); use a new version")
     return tiny
 
 
@@ -152,14 +160,23 @@ def build_release(
     provenance: dict,
     settings: QASettings,
     allow_tiny: bool = False,
+    staging: Staging | None = None,
+    lease_s: float = DEFAULT_LEASE_S,
 ) -> dict:
     """Publish ``qa_tables`` (task -> QA Parquet keys in ``store``) as release ``version``.
+
+    Everything is written under ``staging`` (a fresh one when not given; the release asset
+    passes the one its quality report went to) and published at the end; a
+    :class:`ReleaseConflict` means another run published or is publishing ``version``, and
+    nothing of this run is left anywhere.
 
     Returns ``{"version", "counts": {task: {source: rows}}, "totals": {task: rows}, "total",
     "files": [keys], "manifest": key, "tiny": bool}``.
     """
-    prefix = release_prefix(version)
+    final = release_prefix(version)
     tiny = check_can_publish(store, version, provenance, allow_tiny)
+    staging = staging or new_staging(store, version)
+    prefix = staging.prefix
     unknown = sorted(set(qa_tables) - set(schemas.TASKS))
     if unknown:
         raise ReleaseError(f"unknown tasks {unknown}; known: {list(schemas.TASKS)}")
@@ -172,8 +189,6 @@ def build_release(
                     f"{key!r} is not a QA table key of task {task!r} (assets/qa_{task}/<source>/<shard>.parquet)"
                 )
             plan.append((task, m["source"], m["shard"], key))
-    for sub in ("data", "exports"):
-        store.delete(f"{prefix}/{sub}")  # leftovers of a failed attempt (no manifest)
     files: list[dict] = []
     counts: dict[str, dict[str, int]] = {t: {} for t in schemas.TASKS if t in qa_tables}
     for task, source, shard, key in plan:
@@ -227,26 +242,30 @@ def build_release(
         "counts": counts,
         "files": files,
     }
-    manifest_key = f"{prefix}/manifest.json"
-    store.write_text(manifest_key, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    try:
+        manifest_key = publish(staging, manifest, lease_s)
+    except PublishConflict as exc:
+        raise ReleaseConflict(str(exc)) from None
     totals = {t: sum(v.values()) for t, v in counts.items()}
     return {
         "version": version,
         "counts": counts,
         "totals": totals,
         "total": sum(totals.values()),
-        "files": [f"{prefix}/{f['path']}" for f in files],
+        "files": [f"{final}/{f['path']}" for f in files],
         "manifest": manifest_key,
         "tiny": tiny,
     }
 
 
 def read_manifest(store: ObjectStore, version: str) -> dict:
-    key = f"{release_prefix(version)}/manifest.json"
-    if not store.exists(key):
-        raise ReleaseError(
-            f"release {version} has no manifest at {store.uri(key)} (not published, or incomplete)"
-        )
+    """The manifest of a published ``version``; a :class:`ReleaseError` saying what is there
+    instead (nothing, a staged or an interrupted publish) when it has none."""
+    release_prefix(version)
+    try:
+        key = require_published(store, version)
+    except NotPublished as exc:
+        raise ReleaseError(str(exc)) from None
     return json.loads(store.read_text(key))
 
 

@@ -69,6 +69,7 @@ class DerivedFrames:
     signal_rows: dict[tuple[str, str], int] = field(default_factory=dict)  # (signal, task) -> rows with it
     signal_share: dict[tuple[str, str], float] = field(default_factory=dict)  # (signal, task) -> mean
     top_category: dict[str, tuple[str, float]] = field(default_factory=dict)  # task -> (category, share)
+    category_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> category -> rows
     have_scene: bool = False
     have_images: bool = False
     expected_images: int | None = None
@@ -650,6 +651,7 @@ def derive(
         cols["category_share"] = sizes[cat_codes] / len(r)
         top = int(np.argmax(sizes))
         d.top_category[t] = (cat_names[top].as_py(), float(sizes[top] / len(r)))
+        d.category_counts[t] = dict(zip(cat_names.to_pylist(), sizes.tolist()))
         if t == "grounding":
             cols["grounding_box_diff"] = grounding_box_diff(ans_t, _take(fact_value, r), obj_start[r], obj_count[r], cats, coords)
         if t == "counting":
