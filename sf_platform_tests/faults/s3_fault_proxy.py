@@ -11,8 +11,9 @@ requests it answers for S3 instead of forwarding:
 
 Which requests fail is drawn from ``random.Random(seed)`` in arrival order, so a run is
 reproducible.  ``fail_after`` makes every request after the first N fail (storage gone for
-good), ``delay`` slows every forwarded request (to catch a process mid-publish), and
-``methods`` limits the faults to some HTTP methods (e.g. writes only).
+good), ``max_faults`` stops injecting after N faults, and ``methods`` / ``path_filter`` limit
+the faults (and the counting of ``fail_after``) to some HTTP methods and to paths containing a
+string (e.g. the final keys of a release, or its manifest).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import http.client
 import random
 import socket
 import threading
-import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
@@ -41,10 +41,11 @@ class FaultProxy:
         self.lost_reply_share = lost_reply_share
         self.methods = methods
         self.fail_after: int | None = None
-        self.delay = 0.0
+        self.max_faults: int | None = None
+        self.path_filter: str | None = None
         self.counts: Counter = Counter()  # "forwarded", "500", "503", "drop"
         self._lock = threading.Lock()
-        self._seen = 0
+        self._seen = self._faults = 0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,7 +57,7 @@ class FaultProxy:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                fault = proxy._draw(self.command)
+                fault = proxy._draw(self.command, self.path)
                 proxy.counts[fault or "forwarded"] += 1  # "lost_reply" is forwarded too
                 if fault == "drop":
                     self.close_connection = True
@@ -70,8 +71,6 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                if proxy.delay:
-                    time.sleep(proxy.delay)
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
                 conn.request(self.command, self.path, body=body if length else None, headers=headers)
@@ -86,7 +85,9 @@ class FaultProxy:
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                # a HEAD answer has no body but S3's Content-Length (the object's size)
+                size = resp.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", size or str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
@@ -98,23 +99,28 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def _draw(self, method: str) -> str | None:
+    def _draw(self, method: str, path: str) -> str | None:
         with self._lock:
-            self._seen += 1
             if self.methods is not None and method not in self.methods:
                 return None
+            if self.path_filter is not None and self.path_filter not in path:
+                return None
+            if self.max_faults is not None and self._faults >= self.max_faults:
+                return None
+            self._seen += 1
+            fault = None
             if self.fail_after is not None and self._seen > self.fail_after:
-                return "500"
-            x = self.rng.random()
-        if x < self.error_share:
-            return "500"
-        if x < self.error_share + self.slowdown_share:
-            return "503"
-        if x < self.error_share + self.slowdown_share + self.drop_share:
-            return "drop"
-        if x < self.error_share + self.slowdown_share + self.drop_share + self.lost_reply_share:
-            return "lost_reply"
-        return None
+                fault = "500"
+            else:
+                x, edge = self.rng.random(), 0.0
+                for name, share in (("500", self.error_share), ("503", self.slowdown_share),
+                                    ("drop", self.drop_share), ("lost_reply", self.lost_reply_share)):
+                    edge += share
+                    if x < edge:
+                        fault = name
+                        break
+            self._faults += fault is not None
+            return fault
 
     def configure(self, **kw) -> FaultProxy:
         with self._lock:
@@ -122,7 +128,7 @@ class FaultProxy:
                 setattr(self, k, v)
             if "seed" in kw:
                 self.rng = random.Random(kw["seed"])
-            self._seen = 0
+            self._seen = self._faults = 0
         return self
 
     def __enter__(self) -> FaultProxy:
