@@ -5,6 +5,7 @@ release (0.36 + 0.78 Q + 0.78 O GiB for Q million QA rows and O million objects:
 2.8M images).  Here memory is bounded by one *chunk*: consecutive partitions whose QA tables
 hold at most ``chunk_rows`` rows together (one partition when it alone is bigger).
 
+- Chunks never span sources (:func:`_chunks` says why).
 - Per chunk, each task's rows go through the same suite as a QA partition
   (:func:`~sf_platform.quality.suites.validate_qa`), restricted to the per-row checks (boxes,
   answers, identity, pairs per image).  A per-row check over the release is the sum of its
@@ -136,10 +137,13 @@ def _release_wide(task: str, sums: _TaskSums, expected_images: int, settings, do
 
 
 def _chunks(parts: dict[str, dict[str, str]], rows: dict[str, int], chunk_rows: int) -> list[list[str]]:
+    """Consecutive partitions of one source, up to ``chunk_rows`` QA rows together.  A chunk
+    never spans sources: the scene join goes by ``(image_id, object_id)``, and image ids are
+    the sources' own, unique within a source only (Objects365 and PixMo may share one)."""
     out, cur, n = [], [], 0
     for p in sorted(parts):
         r = sum(rows[k] for k in parts[p].values())
-        if cur and n + r > chunk_rows:
+        if cur and (n + r > chunk_rows or layout.split_shard_key(p)[0] != layout.split_shard_key(cur[0])[0]):
             out.append(cur)
             cur, n = [], 0
         cur.append(p)

@@ -151,7 +151,7 @@ def publish(staging: Staging, manifest: dict, lease_s: float = DEFAULT_LEASE_S) 
     recognises its own manifest) and ``published_at`` (UTC, ISO 8601; orders releases)."""
     store, version = staging.store, staging.version
     manifest = {**manifest, "publish_token": staging.token,
-                "published_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+                "published_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")}
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
     key = layout.release_manifest_key(version)
     lock = LeaseLock(store, layout.release_lock_prefix(version), lease_s)
