@@ -140,10 +140,9 @@ def main() -> None:
     total = sum(rows.values())
     from sf_platform.quality.release_audit import audit_release
 
-    with phase("audit", results):
-        with audit_release(store, keys, settings) as audit:
-            passed, chunks = audit.passed, audit.chunks
-            failed = {t: [o.name for o in fs] for t, fs in audit.failures().items()}
+    with phase("audit", results), audit_release(store, keys, settings) as audit:
+        passed, chunks = audit.passed, audit.chunks
+        failed = {t: [o.name for o in fs] for t, fs in audit.failures().items()}
     provenance = {"profile": "real", "models": {}, "code_versions": {}}
     with phase("release", results):
         summary = build_release(store, "scale", keys, provenance, settings)

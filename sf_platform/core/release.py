@@ -40,7 +40,14 @@ from sf_platform.core.qa.settings import QASettings
 from sf_platform.storage import layout
 from sf_platform.storage.lock import DEFAULT_LEASE_S
 from sf_platform.storage.object_store import PARQUET_COMPRESSION, ObjectStore
-from sf_platform.storage.publish import NotPublished, PublishConflict, Staging, new_staging, publish, require_published
+from sf_platform.storage.publish import (
+    NotPublished,
+    PublishConflict,
+    Staging,
+    new_staging,
+    publish,
+    require_published,
+)
 
 MANIFEST_FORMAT = "sf_platform-release/1"
 QA_KEY = re.compile(

@@ -38,7 +38,14 @@ import pyarrow.compute as pc
 from sf_platform.core.schemas import QA, TASKS
 from sf_platform.quality.derived import DerivedFrames, _frame
 from sf_platform.quality.gx_runner import run_checks
-from sf_platform.quality.suites import ERROR, ExpectationOutcome, ValidationReport, build_checks, is_release_wide, validate_qa
+from sf_platform.quality.suites import (
+    ERROR,
+    ExpectationOutcome,
+    ValidationReport,
+    build_checks,
+    is_release_wide,
+    validate_qa,
+)
 from sf_platform.storage import layout
 from sf_platform.storage.object_store import ObjectStore
 

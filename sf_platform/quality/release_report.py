@@ -16,8 +16,16 @@ from sf_platform.quality.release_audit import ReleaseAudit, audit_release, relea
 from sf_platform.storage import layout
 from sf_platform.storage.object_store import ObjectStore, read_uri
 
-__all__ = ["ReleaseAudit", "ReleaseReport", "audit_release", "write_report", "write_release_report",
-           "write_partition_report", "partition_keys", "partition_of"]
+__all__ = [
+    "ReleaseAudit",
+    "ReleaseReport",
+    "audit_release",
+    "partition_keys",
+    "partition_of",
+    "write_partition_report",
+    "write_release_report",
+    "write_report",
+]
 
 partition_of = layout.partition_of  # ``assets/<asset>/<source>/<shard>.parquet`` -> ``<source>/<shard>``
 

@@ -31,6 +31,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Self
 
 from sf_platform.storage.object_store import ObjectStore
 
@@ -95,7 +96,7 @@ class LeaseLock:
             return True
         return rec.get("host") == socket.gethostname() and not _pid_alive(int(rec.get("pid", -1)))
 
-    def acquire(self) -> LeaseLock:
+    def acquire(self) -> Self:
         gen, rec = self._newest()
         if not self._free(rec):
             left = rec["expires"] - time.time()
@@ -135,7 +136,7 @@ class LeaseLock:
                 self.store.write_bytes(self._key(self.generation), self._record(released=True))
             self.generation = None
 
-    def __enter__(self) -> LeaseLock:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -24,6 +24,7 @@ import socket
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import urlparse
 
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
@@ -122,7 +123,7 @@ class FaultProxy:
             self._faults += fault is not None
             return fault
 
-    def configure(self, **kw) -> FaultProxy:
+    def configure(self, **kw) -> Self:
         with self._lock:
             for k, v in kw.items():
                 setattr(self, k, v)
@@ -131,7 +132,7 @@ class FaultProxy:
             self._seen = self._faults = 0
         return self
 
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
