@@ -50,6 +50,7 @@ from sf_platform.storage.publish import (
 )
 
 MANIFEST_FORMAT = "sf_platform-release/1"
+STATS_COLUMNS = ["task", "template_id", "answer", "fact", "objects"]
 QA_KEY = re.compile(
     r"^(?:.*/)?assets/qa_(?P<task>[a-z_]+)/(?P<source>[A-Za-z0-9_\-]+)/(?P<shard>[A-Za-z0-9_\-]+)\.parquet$"
 )
@@ -323,8 +324,8 @@ def release_stats(store: ObjectStore, version: str) -> dict:
     for f in _data_files(manifest):
         by_task.setdefault(f["task"], []).append(f"{prefix}/{f['path']}")
     counts = {t: dict(v) for t, v in manifest["counts"].items()}
-    balance = {
-        t: balance_report(store.read_tables(keys, schemas.QA), settings)
+    balance = {  # only the columns balance_report reads (no questions, evidence or URIs)
+        t: balance_report(pa.concat_tables([store.read_table(k, columns=STATS_COLUMNS) for k in keys]), settings)
         for t, keys in sorted(by_task.items())
     }
     totals = {t: sum(v.values()) for t, v in counts.items()}
