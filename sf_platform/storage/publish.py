@@ -178,9 +178,19 @@ def publish(staging: Staging, manifest: dict, lease_s: float = DEFAULT_LEASE_S) 
     finally:
         lock.release()
     for prefix in _stagings(store, version):  # this attempt's leftovers (S3) and killed attempts'
-        store.delete(prefix)
+        _remove(store, prefix)
     return key
 
 
+def _remove(store: ObjectStore, prefix: str) -> None:
+    """Best-effort removal of a staging prefix: another attempt at the same version may still
+    be writing there (it can no longer publish, and discards its own staging when it fails),
+    or be removing it at the same moment; neither may fail the run that published."""
+    try:
+        store.delete(prefix)
+    except OSError:
+        pass
+
+
 def discard(staging: Staging) -> None:
-    staging.store.delete(staging.prefix)
+    _remove(staging.store, staging.prefix)
