@@ -56,10 +56,12 @@ def main() -> None:
 @click.option("--dagster-home", default=None, help="Dagster instance folder (default $DAGSTER_HOME or ./.dagster_home).")
 @click.option("--release", "release_version", default=None, help="Also publish a release with this version.")
 @click.option("--allow-tiny", is_flag=True, help="Let a release contain tiny-model (test) outputs.")
+@click.option("--allow-shrink", is_flag=True, help="Publish even if a task shrank against the previous "
+              "release or most images were quarantined.")
 @click.option("--force", is_flag=True, help="Re-run shards even when their content did not change.")
 @click.option("--source", "only_sources", multiple=True, help="Only these sources (repeatable).")
 @click.option("--workers", default=1, show_default=True, help="Shards run in parallel, one process each.")
-def run(config_path, dagster_home, release_version, allow_tiny, force, only_sources, workers):
+def run(config_path, dagster_home, release_version, allow_tiny, allow_shrink, force, only_sources, workers):
     """Index every source, register its shards as partitions and materialize them through Dagster."""
     from sf_platform.runner import run_pipeline
 
@@ -70,7 +72,7 @@ def run(config_path, dagster_home, release_version, allow_tiny, force, only_sour
     result = run_pipeline(
         str(Path(config_path).resolve()), cfg, home, release_version=release_version,
         allow_tiny=allow_tiny, force=force, only_sources=list(only_sources) or None, workers=workers,
-        echo=click.echo,
+        echo=click.echo, allow_shrink=allow_shrink,
     )
     _fail_with_cause(result)
 
@@ -181,7 +183,11 @@ def stats(version, config_path):
     from sf_platform.core.release import release_stats
 
     store, _ = _store(config_path)
-    click.echo(json.dumps(release_stats(store, version), indent=2, sort_keys=True))
+    try:
+        figures = release_stats(store, version)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(figures, indent=2, sort_keys=True))
 
 
 @main.command()

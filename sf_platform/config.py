@@ -36,6 +36,9 @@ class _Strict(BaseModel):
 class S3Config(_Strict):
     endpoint_url: str | None = None
     region: str | None = None
+    # Tries per S3 request (botocore standard retry mode, exponential backoff with jitter);
+    # see sf_platform.storage.object_store.DEFAULT_MAX_ATTEMPTS for why 10.
+    max_attempts: int = Field(default=10, ge=1, le=50)
 
 
 class SourceConfig(_Strict):
@@ -211,6 +214,20 @@ class ReleaseSettings(_Strict):
     data_part_max_rows: int = Field(default=1_000_000, ge=1)
     # Per-task quotas or shares (core/release_mix.py); none: every row.
     mix: TaskMix | None = None
+    # Never publish a degraded release silently (sf_platform.core.release_guard): refuse when a
+    # task's pairs fall below this share of the previous published release.  Releases only grow
+    # as shards are added; losing more than a tenth of a task means removed content or a broken
+    # generator, which a person must confirm with allow_shrink.
+    min_task_share_of_previous: float = Field(default=0.9, ge=0.0, le=1.0)
+    # ... or when more than this share of the indexed images was quarantined.  Curating
+    # Objects365/OpenImages drops a few per cent of images (corrupt, tiny, unreadable); a fifth
+    # means the images are missing or a reader is broken (the probe's moved folder: 100%).
+    max_quarantine_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    # Publish anyway (the release asset's allow_shrink config / `--allow-shrink` overrides it).
+    allow_shrink: bool = False
+    # Lease of the publish lock (sf_platform.storage.lock): how long a publisher killed on
+    # another machine blocks the next attempt at the same version.
+    publish_lease_seconds: float = Field(default=300.0, gt=0.0)
 
 
 class Config(_Strict):

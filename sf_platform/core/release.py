@@ -11,9 +11,16 @@ Layout (DESIGN.md "Object storage layout", with its December amendments)::
 
 What a release contains is built in :mod:`release_writer` (rows, splits, parts, exports),
 :mod:`release_mix` (task quotas/shares), :mod:`licenses` and :mod:`release_diff`; this module
-plans, checks and publishes.  A release is complete exactly when its manifest exists.  A
-version whose manifest exists is never rebuilt (published data is immutable); a version without
-one is a failed attempt, and its ``data/`` and ``exports/`` are cleared before building.
+plans, checks and publishes.
+
+A release is complete exactly when its manifest exists (DESIGN amendment "Release publish"):
+every file is written under the attempt's own staging prefix, and
+:func:`sf_platform.storage.publish.publish` places them at ``release/<version>/`` and creates
+the manifest last, exclusively (see there), so a reader that goes by the manifest never sees a
+partial release and two runs never both publish a version.  A version whose manifest exists is
+never rebuilt (published data is immutable); what a killed attempt left (staged files, or
+files at the final prefix without a manifest) is ignored by readers and replaced by the next
+attempt.
 
 Releases made with the ``tiny`` model profile (random-weight test models) are refused unless
 ``allow_tiny=True``; then the card carries a warning banner and the manifest ``"tiny": true``.
@@ -52,17 +59,31 @@ from sf_platform.core.release_writer import (
     put_meta_index,
     write_task,
 )
+from sf_platform.storage import layout
+from sf_platform.storage.lock import DEFAULT_LEASE_S
 from sf_platform.storage.object_store import ObjectStore, open_uri
+from sf_platform.storage.publish import (
+    NotPublished,
+    PublishConflict,
+    Staging,
+    new_staging,
+    publish,
+    require_published,
+)
 
 MANIFEST_FORMAT = "sf_platform-release/2"
+STATS_COLUMNS = ["task", "template_id", "answer", "fact", "objects"]
 QA_KEY = re.compile(
     r"^(?:.*/)?assets/qa_(?P<task>[a-z_]+)/(?P<source>[A-Za-z0-9_\-]+)/(?P<shard>[A-Za-z0-9_\-]+)\.parquet$"
 )
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 
 
 class ReleaseError(ValueError):
     """A release cannot be built or read as asked; the message says why."""
+
+
+class ReleaseConflict(ReleaseError):
+    """The version is published already, or another run is publishing it."""
 
 
 class TinyProfileError(ReleaseError):
@@ -70,11 +91,10 @@ class TinyProfileError(ReleaseError):
 
 
 def release_prefix(version: str) -> str:
-    if not VERSION.match(version or ""):
-        raise ReleaseError(
-            f"release version {version!r} must match {VERSION.pattern} (e.g. 'v1.0')"
-        )
-    return f"release/{version}"
+    try:
+        return layout.release_prefix(version)
+    except layout.LayoutError as exc:
+        raise ReleaseError(str(exc)) from None
 
 
 def tiny_ops(provenance: dict) -> list[str]:
@@ -108,7 +128,7 @@ def check_can_publish(store: ObjectStore, version: str, provenance: dict, allow_
     tiny = _check_provenance(provenance, allow_tiny)
     manifest = f"{release_prefix(version)}/manifest.json"
     if store.exists(manifest):
-        raise ReleaseError(f"release {version} is already published ({store.uri(manifest)}); use a new version")
+        raise ReleaseConflict(f"release {version} is already published ({store.uri(manifest)}); use a new version")
     return tiny
 
 
@@ -206,18 +226,26 @@ def build_release(
     release: ReleaseSettings | None = None,
     mix_plan: MixPlan | None = None,
     previous: str | None = None,
+    staging: Staging | None = None,
+    lease_s: float = DEFAULT_LEASE_S,
 ) -> dict:
     """Publish ``qa_tables`` (task -> QA Parquet keys in ``store``) as release ``version``.
 
     ``sources`` states each source's licence and image origin; ``release`` the split, part and
     mix settings; ``mix_plan`` the rows to keep (made here from ``release.mix`` when not given,
     so the audit and the release can share one); ``previous`` a published version to diff
-    against.  Returns ``{"version", "counts": {task: {source: rows}}, "totals": {task: rows},
-    "total", "splits", "files": [keys], "manifest": key, "tiny": bool, "diff"}``.
+    against.  Everything is written under ``staging`` (a fresh one when not given; the release
+    asset passes the one its quality report went to) and published at the end: a
+    :class:`ReleaseConflict` means another run published or is publishing ``version``, and
+    nothing of this run is left anywhere.  Returns ``{"version", "counts": {task: {source:
+    rows}}, "totals": {task: rows}, "total", "splits", "files": [keys], "manifest": key,
+    "tiny": bool, "diff"}``.
     """
     release = release or ReleaseSettings()
-    prefix = release_prefix(version)
+    final = release_prefix(version)
     tiny = check_can_publish(store, version, provenance, allow_tiny)
+    staging = staging or new_staging(store, version)
+    prefix = staging.prefix
     plan = _plan(qa_tables)
     old_manifest = read_manifest(store, previous) if previous else None
     if old_manifest is not None and old_manifest.get("format") != MANIFEST_FORMAT:
@@ -225,8 +253,6 @@ def build_release(
                            f"{MANIFEST_FORMAT!r} rows carried content hashes: it cannot be diffed")
     mix_plan = mix_plan or plan_release_mix(store, qa_tables, release.mix)
     per_image = _per_image_licenses(store, plan, sources)
-    for sub in ("data", "exports"):
-        store.delete(f"{prefix}/{sub}")  # leftovers of a failed attempt (no manifest)
     writer = ReleaseWriter(store, prefix)
     opts = ExportOptions(FORMATS, release.export_part_max_bytes, settings.multi_turn, settings.max_turns)
     counts: dict[str, dict[str, int]] = {}
@@ -270,8 +296,10 @@ def build_release(
         **{k: v for k, v in facts.items() if k not in ("provenance",)},
         "files": writer.files,
     }
-    manifest_key = f"{prefix}/manifest.json"
-    store.write_text(manifest_key, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    try:
+        manifest_key = publish(staging, manifest, lease_s)
+    except PublishConflict as exc:
+        raise ReleaseConflict(str(exc)) from None
     totals = {t: sum(v.values()) for t, v in counts.items()}
     return {
         "version": version,
@@ -279,7 +307,7 @@ def build_release(
         "totals": totals,
         "total": sum(totals.values()),
         "splits": split_counts,
-        "files": [writer.key(f["path"]) for f in writer.files],
+        "files": [f"{final}/{f['path']}" for f in writer.files],
         "manifest": manifest_key,
         "tiny": tiny,
         "diff": diff,
@@ -287,11 +315,13 @@ def build_release(
 
 
 def read_manifest(store: ObjectStore, version: str) -> dict:
-    key = f"{release_prefix(version)}/manifest.json"
-    if not store.exists(key):
-        raise ReleaseError(
-            f"release {version} has no manifest at {store.uri(key)} (not published, or incomplete)"
-        )
+    """The manifest of a published ``version``; a :class:`ReleaseError` saying what is there
+    instead (nothing, a staged or an interrupted publish) when it has none."""
+    release_prefix(version)
+    try:
+        key = require_published(store, version)
+    except NotPublished as exc:
+        raise ReleaseError(str(exc)) from None
     return json.loads(store.read_text(key))
 
 
@@ -359,8 +389,8 @@ def release_stats(store: ObjectStore, version: str) -> dict:
     for f in _data_files(manifest):
         by_task.setdefault(f["task"], []).append(f"{prefix}/{f['path']}")
     counts = {t: dict(v) for t, v in manifest["counts"].items()}
-    balance = {
-        t: balance_report(store.read_tables(keys), settings)
+    balance = {  # only the columns balance_report reads (no questions, evidence or URIs)
+        t: balance_report(pa.concat_tables([store.read_table(k, columns=STATS_COLUMNS) for k in keys]), settings)
         for t, keys in sorted(by_task.items())
     }
     totals = {t: sum(v.values()) for t, v in counts.items()}

@@ -82,6 +82,7 @@ class DerivedFrames:
     signal_share: dict[tuple[str, str], float] = field(default_factory=dict)  # (signal, task) -> mean
     top_category: dict[str, tuple[str, float]] = field(default_factory=dict)  # task -> (category, share)
     count_value_shares: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> {answer: share}
+    category_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> category -> rows
     have_scene: bool = False
     have_images: bool = False
     expected_images: int | None = None
@@ -264,6 +265,7 @@ def derive(
         cols["category_share"] = sizes[cat_codes] / len(r)
         top = int(np.argmax(sizes))
         d.top_category[t] = (cat_names[top].as_py(), float(sizes[top] / len(r)))
+        d.category_counts[t] = dict(zip(cat_names.to_pylist(), sizes.tolist()))
         if t == "grounding":
             cols["grounding_box_diff"] = grounding_box_diff(ans_t, _take(fact_value, r), obj_start[r], obj_count[r],
                                                            display_names(cats), coords)

@@ -78,9 +78,13 @@ def counts_by_task_source(qa_by_task: dict[str, pa.Table]) -> dict[str, dict[str
     return out
 
 
-def headline(qa_by_task, funnel: dict, validation: dict[str, ValidationReport]) -> dict:
-    total = sum(t.num_rows for t in qa_by_task.values())
-    images = len(plots.qa_per_image(qa_by_task))
+def headline(qa_by_task, funnel: dict, validation: dict[str, ValidationReport], *,
+             counts: dict[str, dict[str, int]] | None = None, images_with_qa: int | None = None) -> dict:
+    """Headline figures; ``counts`` and ``images_with_qa`` are the exact figures of a streamed
+    audit, whose ``qa_by_task`` is only a sample (default: counted from ``qa_by_task``)."""
+    counts = counts if counts is not None else counts_by_task_source(qa_by_task)
+    total = sum(sum(v.values()) for v in counts.values())
+    images = images_with_qa if images_with_qa is not None else len(plots.qa_per_image(qa_by_task))
     failed_err = sum(1 for r in validation.values() for o in r.failures() if o.severity == ERROR)
     failed_warn = sum(1 for r in validation.values() for o in r.failures() if o.severity != ERROR)
     return {
@@ -94,9 +98,11 @@ def headline(qa_by_task, funnel: dict, validation: dict[str, ValidationReport]) 
     }
 
 
-def report_summary_markdown(qa_by_task: dict[str, pa.Table], funnel: dict, validation: dict[str, ValidationReport]) -> str:
+def report_summary_markdown(qa_by_task: dict[str, pa.Table], funnel: dict, validation: dict[str, ValidationReport],
+                            *, counts: dict[str, dict[str, int]] | None = None, images_with_qa: int | None = None) -> str:
     """Headline numbers for the Dagster UI (markdown)."""
-    h = headline(qa_by_task, funnel, validation)
+    counts = counts if counts is not None else counts_by_task_source(qa_by_task)
+    h = headline(qa_by_task, funnel, validation, counts=counts, images_with_qa=images_with_qa)
     status = "all checks passed" if h["checks_passed"] else f"**{h['failed_error']} ERROR expectation(s) failed**"
     lines = [
         (f"**{h['qa_pairs']:,} QA pairs** on {h['images_with_qa']:,} images "
@@ -106,7 +112,7 @@ def report_summary_markdown(qa_by_task: dict[str, pa.Table], funnel: dict, valid
         "| task | pairs |",
         "|---|---|",
     ]
-    lines += [f"| {task} | {t.num_rows:,} |" for task, t in qa_by_task.items()]
+    lines += [f"| {task} | {sum(counts.get(task, {}).values()):,} |" for task in qa_by_task]
     dropped = funnel.get("dropped") or {}
     if dropped:
         top = sorted(dropped.items(), key=lambda kv: -kv[1])[:5]
@@ -240,10 +246,18 @@ def build_report(
     settings: QASettings | None = None,
     gallery_per_task: int = 6,
     changes_markdown: str = "",
+    counts: dict[str, dict[str, int]] | None = None,
+    images_with_qa: int | None = None,
 ) -> str:
     """Write the report under ``out_prefix`` (default ``release/<version>/quality``); returns the
-    key of its ``index.html``."""
+    key of its ``index.html``.  With ``counts`` (exact, from a streamed audit) ``qa_by_task`` may
+    be a sample: plots and gallery come from it, the figures from ``counts``."""
     settings = settings or QASettings()
+    counts = counts if counts is not None else counts_by_task_source(qa_by_task)
+    sampled = sum(t.num_rows for t in qa_by_task.values())
+    total = sum(sum(v.values()) for v in counts.values())
+    sample_note = ("" if sampled >= total else f'<p class="meta">Distributions and gallery from every pair of a '
+                   f"random sample of images: {sampled:,} of {total:,} pairs.</p>")
     prefix = (out_prefix or f"release/{version}/quality").rstrip("/")
 
     figures = [
@@ -269,7 +283,7 @@ def build_report(
 
     docs_links = {name: _copy_data_docs(store, prefix, name, rep) for name, rep in validation.items()}
 
-    h = headline(qa_by_task, funnel, validation)
+    h = headline(qa_by_task, funnel, validation, counts=counts, images_with_qa=images_with_qa)
     plot_html = "".join(
         f'<figure id="plot-{key}"><img src="plots/{key}.png" alt="{_e(title)}"><figcaption class="meta">'
         f"{_e(json.dumps(data, default=str)[:400])}</figcaption></figure>"
@@ -283,9 +297,9 @@ def build_report(
 <div>generated {_e(generated)}</div></header><main>
 <section id="headline"><h2>Headline</h2>{_headline_html(h)}</section>
 <section id="checks"><h2>Quality gates</h2>{_checks_html(validation, docs_links)}</section>
-<section id="counts-section"><h2>QA pairs per task and source</h2>{_counts_html(counts_by_task_source(qa_by_task))}</section>
+<section id="counts-section"><h2>QA pairs per task and source</h2>{_counts_html(counts)}</section>
 <section id="funnel-section"><h2>Funnel</h2>{_funnel_html(funnel)}</section>
-<section id="plots"><h2>Distributions</h2><div class="plots">{plot_html}</div></section>
+<section id="plots"><h2>Distributions</h2>{sample_note}<div class="plots">{plot_html}</div></section>
 <section id="gallery"><h2>Gallery (spot-check by eye)</h2>{_gallery_html(gallery, image_keys)}</section>
 {f'<section id="changes"><h2>Changes since the previous release</h2><pre>{_e(changes_markdown)}</pre></section>' if changes_markdown else ""}
 </main></body></html>"""

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
@@ -89,6 +89,9 @@ class ValidationReport:
     rows: int = 0
     seconds: float = 0.0
     data_docs_index: str | None = None  # local path of the built Data Docs index.html
+    # The additive figures behind the release-wide checks (rows, balance signals, categories,
+    # images with pairs per task), which a streaming audit sums over partitions.
+    derived: DerivedFrames | None = field(default=None, repr=False)
 
     def failures(self) -> list[ExpectationOutcome]:
         return [o for o in self.outcomes if not o.success]
@@ -126,6 +129,13 @@ class ValidationReport:
             res = "skipped" if o.skipped else ("ok" if o.success else "**failed**")
             lines.append(f"| {o.name} | {o.severity} | {res} | {o.unexpected_count:,} | {o.element_count:,} |")
         return "\n".join(lines)
+
+
+def is_release_wide(check_name: str) -> bool:
+    """Checks judged on a whole task's totals (balance shares, category share, volume), which a
+    streaming audit evaluates once from summed per-partition figures; every other check is a
+    per-row check whose outcome over a release is the sum of its outcomes over partitions."""
+    return check_name.startswith(("balance.", "volume.rows."))
 
 
 def balance_min_rows(settings: QASettings) -> int:
@@ -329,13 +339,15 @@ def validate_qa(
     name: str = "qa",
     tasks: Iterable[str] | None = None,
     allowed_answers: AllowedAnswers | None = None,
+    only: Callable[[str], bool] | None = None,
 ) -> ValidationReport:
     """Validate one QA table (one task's partition, or several tasks, or a whole release).
 
     ``tasks`` names the tasks the table is meant to hold (so an empty one is caught by the
     volume floor; default: those present).  ``allowed_answers`` defaults to
     :func:`sf_platform.core.qa.templates.allowed_answers`.  With ``data_docs_dir`` GX Data Docs
-    are built there and ``report.data_docs_index`` points at their index.html.
+    are built there and ``report.data_docs_index`` points at their index.html.  ``only`` keeps
+    the checks whose name it accepts (a streaming audit runs the per-row ones per partition).
     """
     need = ("qa_id", "task", "question", "answer", "template_id", "objects", "fact", "image_id", "image_uri")
     absent = [c for c in need if c not in qa.column_names]
@@ -343,8 +355,9 @@ def validate_qa(
         raise ValueError(f"QA table {name!r} lacks column(s) {absent}; build it with schemas.QA")
     t0 = time.perf_counter()
     derived = derive(qa, settings, allowed_answers or _default_allowed(), scene, images, expected_images, tasks)
-    checks = build_checks(derived, settings)
+    checks = [c for c in build_checks(derived, settings) if only is None or only(c.name)]
     outcomes, docs_index = run_checks(name, derived, checks, qa, data_docs_dir)
     passed = not any(o.severity == ERROR and not o.success for o in outcomes)
     return ValidationReport(table=name, passed=passed, outcomes=outcomes, rows=qa.num_rows,
-                            seconds=time.perf_counter() - t0, data_docs_index=docs_index)
+                            seconds=time.perf_counter() - t0, data_docs_index=docs_index,
+                            derived=replace(derived, frames={}))  # figures only, no frames

@@ -162,7 +162,8 @@ def run_pipeline(
 
         if release_version and not result.failed:
             echo(f"[release] {release_version}")
-            config = {"ops": {"release": {"config": {"version": release_version, "allow_tiny": allow_tiny}}}}
+            config = {"ops": {"release": {"config": {"version": release_version, "allow_tiny": allow_tiny,
+                                                     "allow_shrink": allow_shrink}}}}
             fut = pool.submit(execute, f"release:{release_version}", "publish_release", {}, None, config)
             (outcome,) = _collect({fut: (f"release:{release_version}", [])}, None, {})
             if outcome.ok:

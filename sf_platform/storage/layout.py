@@ -12,6 +12,7 @@ sources/<source>/index/...                     a source's shard-addressable anno
 reports/<source>/<shard>/...                   a partition's on-demand quality report
 release/<version>/...                          a published release (manifest.json last)
 release/.staging/<version>-<token>/...         a release being written (never read as published)
+release/.locks/<version>/<generation>.json     the publish lease lock of a version
 ```
 """
 
@@ -25,6 +26,9 @@ SOURCES = "sources"
 REPORTS = "reports"
 RELEASE = "release"
 STAGING = ".staging"
+LOCKS = ".locks"
+MANIFEST = "manifest.json"
+QUALITY = "quality"
 
 # Source names (config) and shard names (``00042``) share one alphabet, so a partition key
 # ``<source>/<shard>`` splits unambiguously at its only '/'.
@@ -128,6 +132,12 @@ def index_summary_key(source: str) -> str:
     return f"{index_prefix(source)}/summary.json"
 
 
+def release_report_prefix(version: str) -> str:
+    """A re-generated report of a published release (the release itself is never rewritten).
+    ``.releases`` cannot be a source name, so it never collides with a partition's reports."""
+    return f"{REPORTS}/.releases/{check_version(version)}"
+
+
 def report_prefix(partition_key: str) -> str:
     split_shard_key(partition_key)
     return f"{REPORTS}/{partition_key}"
@@ -156,3 +166,31 @@ def release_prefix(version: str) -> str:
 def release_staging_prefix(version: str, token: str) -> str:
     """A release being written: readers never look here; publish moves it to its final prefix."""
     return f"{RELEASE}/{STAGING}/{check_version(version)}-{token}"
+
+
+def release_staging_root() -> str:
+    """Folder holding every staged release (listed to clean up stagings of killed runs)."""
+    return f"{RELEASE}/{STAGING}"
+
+
+def staging_version(name: str) -> str:
+    """``v1.0-20261201T153000-ab12cd34`` (a folder under :func:`release_staging_root`) -> ``v1.0``."""
+    version, sep, _token = name.rpartition("-")
+    version, sep2, _ = version.rpartition("-")
+    if not sep or not sep2:
+        raise LayoutError(f"not a staging folder name: {name!r}")
+    return check_version(version)
+
+
+def release_manifest_key(version: str) -> str:
+    """The publish marker: a version exists for readers exactly when this key does."""
+    return f"{release_prefix(version)}/{MANIFEST}"
+
+
+def release_lock_prefix(version: str) -> str:
+    return f"{RELEASE}/{LOCKS}/{check_version(version)}"
+
+
+def release_quality_prefix(version: str) -> str:
+    """The data-quality report of a published release (``index.html`` and what it links)."""
+    return f"{release_prefix(version)}/{QUALITY}"

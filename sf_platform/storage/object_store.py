@@ -5,6 +5,18 @@ the same folder and are renamed into place (``os.replace`` is atomic on POSIX); 
 only becomes visible when its PUT (or, for large objects, its multipart upload) completes, so
 the serialized table is uploaded whole and never appears half-written.  A reader therefore never sees a half-written table.
 
+Transient S3 failures (5xx, ``SlowDown``/503 throttling, timeouts, dropped connections) are
+retried per request by botocore's ``standard`` retry mode: exponential backoff with full
+jitter (``random() * 2**attempt`` seconds, capped at 20 s) for up to ``max_attempts`` tries.
+Retrying per request, not per ``write_bytes``, covers every call (each part of a multipart
+upload, each server-side copy, each listing) and never re-sends more than the one request
+that failed.  When the attempts are spent the error reaches the caller and nothing is at the
+final key: a PUT that never completed leaves no object, and an aborted multipart upload none.
+
+:meth:`ObjectStore.create_bytes` is a create-if-absent write (``O_EXCL``-like: a hard link of
+a complete temporary file locally, a conditional ``PUT`` with ``If-None-Match: *`` on S3); the
+release's publish marker and its lock are built on it (:mod:`sf_platform.storage.publish`).
+
 Credentials for S3 come from the usual AWS environment variables / profiles (boto's chain);
 they are never stored on this object's ``repr`` or in any metadata.
 """
@@ -23,10 +35,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PARQUET_COMPRESSION = "zstd"
+# Attempts per S3 request, first try included.  Ten tries of standard-mode backoff wait up to
+# ~1+2+4+8+16+20*4 s in the worst case: long enough to ride out an S3 SlowDown burst or a
+# MinIO node restarting, short enough that a dead endpoint fails the step within minutes.
+DEFAULT_MAX_ATTEMPTS = 10
 
 
 @lru_cache(maxsize=16)
-def _s3fs(endpoint_url: str | None, region: str | None):
+def _s3fs(endpoint_url: str | None, region: str | None, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
     import s3fs
 
     client_kwargs = {}
@@ -36,13 +52,16 @@ def _s3fs(endpoint_url: str | None, region: str | None):
     # bucket creation send a LocationConstraint that MinIO/moto reject.
     if region and not os.environ.get("AWS_DEFAULT_REGION"):
         os.environ["AWS_DEFAULT_REGION"] = region
-    return s3fs.S3FileSystem(client_kwargs=client_kwargs, use_listings_cache=False)
+    retries = {"max_attempts": int(max_attempts), "mode": "standard"}
+    return s3fs.S3FileSystem(client_kwargs=client_kwargs, use_listings_cache=False,
+                             config_kwargs={"retries": retries})
 
 
-def filesystem_for(url: str, endpoint_url: str | None = None, region: str | None = None):
+def filesystem_for(url: str, endpoint_url: str | None = None, region: str | None = None,
+                   max_attempts: int = DEFAULT_MAX_ATTEMPTS):
     """(fsspec filesystem, path within it) for a ``file://``, ``s3://`` or plain local path."""
     if url.startswith("s3://"):
-        return _s3fs(endpoint_url, region), url[len("s3://"):]
+        return _s3fs(endpoint_url, region, max_attempts), url[len("s3://"):]
     url = url.removeprefix("file://")
     return fsspec.filesystem("file"), os.path.abspath(url)
 
@@ -61,20 +80,21 @@ class ObjectStore:
     root: str
     endpoint_url: str | None = None
     region: str | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
     def __repr__(self) -> str:  # never leak anything but the root and endpoint
         return f"ObjectStore(root={self.root!r}, endpoint_url={self.endpoint_url!r})"
 
     @property
     def fs(self):
-        return filesystem_for(self.root, self.endpoint_url, self.region)[0]
+        return filesystem_for(self.root, self.endpoint_url, self.region, self.max_attempts)[0]
 
     @property
     def is_s3(self) -> bool:
         return self.root.startswith("s3://")
 
     def _path(self, key: str) -> str:
-        base = filesystem_for(self.root, self.endpoint_url, self.region)[1]
+        base = filesystem_for(self.root, self.endpoint_url, self.region, self.max_attempts)[1]
         return posixpath.join(base, key) if key else base
 
     def uri(self, key: str) -> str:
@@ -85,23 +105,36 @@ class ObjectStore:
     def write_bytes(self, key: str, data: bytes) -> str:
         """Atomically place ``data`` at ``key``; returns the key's URL."""
         path = self._path(key)
-        fs = self.fs
         if self.is_s3:
-            fs.pipe_file(path, data)
+            self.fs.pipe_file(path, data)
         else:
-            folder = os.path.dirname(path)
-            os.makedirs(folder, exist_ok=True)
-            tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            _place_local(path, data, os.replace)
         return self.uri(key)
+
+    def create_bytes(self, key: str, data: bytes) -> str:
+        """Place ``data`` at ``key`` only if nothing is there yet, atomically and whole;
+        raises :class:`FileExistsError` (naming the key) when something is.
+
+        On S3 a retried conditional PUT whose first attempt did land answers 412 too, so the
+        caller that must know whether *it* won compares the content it finds (the publish
+        step and the lock both write a token of their own into what they create)."""
+        path = self._path(key)
+        try:
+            if self.is_s3:
+                self.fs.pipe_file(path, data, mode="create")
+            else:
+                _place_local(path, data, os.link)  # link(2) fails with EEXIST: create-if-absent
+        except FileExistsError:
+            raise FileExistsError(f"{self.uri(key)} already exists") from None
+        return self.uri(key)
+
+    def copy(self, src: str, dst: str) -> None:
+        """Server-side copy on S3 (no bytes through this process); atomic local copy otherwise."""
+        if self.is_s3:
+            self.fs.copy(self._path(src), self._path(dst))
+        else:
+            with open(self._path(src), "rb") as f:
+                _place_local(self._path(dst), f.read(), os.replace)
 
     def read_bytes(self, key: str) -> bytes:
         return self.fs.cat_file(self._path(key))
@@ -145,6 +178,11 @@ class ObjectStore:
         with self.fs.open(self._path(key), "rb") as f:
             return pq.read_table(f, columns=columns)
 
+    def num_rows(self, key: str) -> int:
+        """Rows of a Parquet key, from its footer only (no column is read)."""
+        with self.fs.open(self._path(key), "rb") as f:
+            return pq.read_metadata(f).num_rows
+
     def read_tables(self, keys: list[str], schema: pa.Schema | None = None) -> pa.Table:
         """Concatenate several Parquet keys (``schema`` gives the result when ``keys`` is empty)."""
         tables = [self.read_table(k) for k in keys]
@@ -153,6 +191,23 @@ class ObjectStore:
                 raise ValueError("no tables to read and no schema given")
             return schema.empty_table()
         return pa.concat_tables(tables, promote_options="default")
+
+
+def _place_local(path: str, data: bytes, place) -> None:
+    """Write ``data`` to a hidden temporary file beside ``path``, fsync it, then ``place(tmp,
+    path)`` (``os.replace``: atomic overwrite; ``os.link``: atomic create-if-absent)."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        place(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def open_uri(uri: str, endpoint_url: str | None = None, region: str | None = None):
@@ -169,4 +224,5 @@ def read_uri(uri: str, endpoint_url: str | None = None, region: str | None = Non
 def store_for(cfg) -> ObjectStore:
     """The one way to build the platform's store from a :class:`sf_platform.config.Config`
     (root URL, S3 endpoint and region; credentials stay in the AWS environment)."""
-    return ObjectStore(root=cfg.storage, endpoint_url=cfg.s3.endpoint_url, region=cfg.s3.region)
+    return ObjectStore(root=cfg.storage, endpoint_url=cfg.s3.endpoint_url, region=cfg.s3.region,
+                       max_attempts=cfg.s3.max_attempts)

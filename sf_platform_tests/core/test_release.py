@@ -49,16 +49,19 @@ def test_build_release_layout_counts_and_manifest(store):
 
 
 def test_manifest_is_written_last(file_store, monkeypatch):
+    """Every file is written under the attempt's staging prefix; the only write to a final key
+    is the manifest, created once (create-if-absent), after the staged folder moved into place."""
     keys = put_inputs(file_store)
     order = []
-    real_write = type(file_store).write_bytes
-    monkeypatch.setattr(
-        type(file_store),
-        "write_bytes",
-        lambda self, k, d: (order.append(k), real_write(self, k, d))[1],
-    )
+    for name in ("write_bytes", "create_bytes"):
+        real = getattr(type(file_store), name)
+        monkeypatch.setattr(type(file_store), name,
+                            lambda self, k, d, _r=real, _n=name: (order.append((_n, k)), _r(self, k, d))[1])
     release.build_release(file_store, "v2", keys, REAL, S, sources=TERMS)
-    assert order[-1] == "release/v2/manifest.json" and order.count("release/v2/manifest.json") == 1
+    assert [w for w in order if w[1].startswith("release/v2/")] == [("create_bytes", "release/v2/manifest.json")]
+    staged = [k for n, k in order if n == "write_bytes" and not k.startswith("release/.locks/")]
+    assert staged and all(k.startswith("release/.staging/v2-") for k in staged)
+    assert file_store.exists("release/v2/README.md") and not file_store.list("release/.staging")
 
 
 def test_tiny_profile_is_refused_unless_allowed(file_store):
