@@ -8,10 +8,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from sf_platform import synthetic
 from sf_platform.cli import main
 from sf_platform.config import parse_config
 from sf_platform.core import fact_eval
-from sf_platform import synthetic
 from sf_platform.evaluate import (
     EvaluationError,
     _scenes,

@@ -10,6 +10,7 @@ import pytest
 import skimage.data as sd
 from PIL import Image
 
+from sf_platform import synthetic
 from sf_platform.core import schemas
 from sf_platform.core.curation import curate_shard
 from sf_platform.core.near_duplicates import (
@@ -20,7 +21,6 @@ from sf_platform.core.near_duplicates import (
     perceptual_hash,
 )
 from sf_platform.core.qa.settings import QASettings
-from sf_platform import synthetic
 
 T = QASettings().near_duplicate_max_hamming
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "page", "coins", "gravel",

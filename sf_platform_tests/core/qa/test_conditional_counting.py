@@ -9,12 +9,12 @@ import pyarrow.compute
 import pyarrow.parquet as pq
 import pytest
 
+from sf_platform import synthetic
 from sf_platform.core import schemas
 from sf_platform.core.boxes import px_to_1000
 from sf_platform.core.qa.count_templates import CONDITIONS
 from sf_platform.core.qa.generate import TASK_CODE_VERSIONS, generate_task
 from sf_platform.core.qa.settings import QASettings
-from sf_platform import synthetic
 from sf_platform.quality.suites import validate_qa
 from sf_platform_tests.core.qa.checks import check_table
 from sf_platform_tests.core.qa.conditional_oracle import check_conditional_counts
