@@ -24,6 +24,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from sf_platform.storage.lock import pid_alive
+
 HOST_TAG = "sf_platform/host"
 PID_TAG = "sf_platform/pid"
 IN_PROGRESS = (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -57,16 +59,6 @@ def worker_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark failed every in-progress run whose executing process on this host is gone, and free
     the concurrency slots it held.  Returns the run ids it recovered."""
@@ -76,7 +68,7 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         tags = run.tags or {}
         if tags.get(HOST_TAG) != host or not tags.get(PID_TAG, "").isdigit():
             continue
-        if _alive(int(tags[PID_TAG])):
+        if pid_alive(int(tags[PID_TAG])):
             continue
         instance.report_run_failed(run, message=f"the process that ran it (pid {tags[PID_TAG]}) is gone; "
                                    "marked failed by sf-platform before the next run")

@@ -45,7 +45,8 @@ class LockHeld(RuntimeError):
     """Another live process holds the lock; the message names it and when its lease ends."""
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -94,7 +95,7 @@ class LeaseLock:
     def _free(self, rec: dict | None) -> bool:
         if rec is None or rec.get("released") or rec.get("expires", 0) < time.time():
             return True
-        return rec.get("host") == socket.gethostname() and not _pid_alive(int(rec.get("pid", -1)))
+        return rec.get("host") == socket.gethostname() and not pid_alive(int(rec.get("pid", -1)))
 
     def acquire(self) -> Self:
         gen, rec = self._newest()

@@ -28,7 +28,7 @@ from sf_platform.core.qa import balance
 from sf_platform.core.qa.ids import coin, combine, mix
 from sf_platform.core.qa.references import RELATION_SAFE, references
 from sf_platform.core.qa.relation import SALT_ASSIGN, SALT_KIND, SALT_SELECT, SALT_TEMPLATE
-from sf_platform.core.qa.rows import Rows, build, fixed_mentions, mention_key, task_hash
+from sf_platform.core.qa.rows import build, pair_rows, task_hash
 from sf_platform.core.qa.scene_view import (
     FACING,
     FACING_AWAY,
@@ -36,7 +36,7 @@ from sf_platform.core.qa.scene_view import (
     FACING_TOWARD,
     SceneView,
 )
-from sf_platform.core.qa.templates import NO, TEMPLATES, YES, const, pick, render, slot_position
+from sf_platform.core.qa.templates import NO, TEMPLATES, YES, pick, render, slot_position
 
 TASK = "perspective"
 AXES = ("lr", "fb")
@@ -132,20 +132,10 @@ def generate(view: SceneView) -> pa.Table:
     )
     p_first = slot_position(TASK, tpl, "P") == 0
     first, second = np.where(p_first, p, o), np.where(p_first, o, p)
-    offsets, mentioned = fixed_mentions(first, second)
     facing_names = pa.array(list(FACING)).take(pa.array(view.facing[p]))
-    rows = Rows(
-        img=view.img[p],
-        tpl=tpl,
-        question=question,
-        answer=answer,
-        mention_offsets=offsets,
-        mention_objects=mentioned,
-        key=mention_key(view, first, second),
-        subject=view.object_id.take(pa.array(o)),
-        predicate=PREDICATES.take(pa.array(axis * 2 + truth.astype(np.int64))),
-        obj=view.object_id.take(pa.array(p)),
-        value=const("", n),
+    predicate = PREDICATES.take(pa.array(axis * 2 + truth.astype(np.int64)))
+    rows = pair_rows(
+        view, view.img[p], tpl, question, answer, first, second, o, predicate, p,
         evidence={
             "depth_a": np.where(by_depth, view.depth[o], np.nan),
             "depth_b": np.where(by_depth, view.depth[p], np.nan),

@@ -23,14 +23,13 @@ import pyarrow.compute as pc
 from sf_platform.core.qa import balance
 from sf_platform.core.qa.ids import coin, combine, hash_string, mix
 from sf_platform.core.qa.references import RELATION_SAFE, references
-from sf_platform.core.qa.rows import Rows, build, fixed_mentions, mention_key, task_hash
+from sf_platform.core.qa.rows import build, pair_rows, task_hash
 from sf_platform.core.qa.scene_view import SceneView
 from sf_platform.core.qa.templates import (
     NO,
     TEMPLATES,
     YES,
     concat,
-    const,
     pick,
     render,
     slot_position,
@@ -108,19 +107,5 @@ def symmetric_relation(
     )
     a_first = slot_position(task, tpl, "A") == 0
     first, second = np.where(a_first, a, b), np.where(a_first, b, a)
-    offsets, mentioned = fixed_mentions(first, second)
-    rows = Rows(
-        img=view.img[pos],
-        tpl=tpl,
-        question=question,
-        answer=answer,
-        mention_offsets=offsets,
-        mention_objects=mentioned,
-        key=mention_key(view, first, second),
-        subject=view.object_id.take(pa.array(pos)),
-        predicate=predicate,
-        obj=view.object_id.take(pa.array(neg)),
-        value=const("", n),
-        evidence=evidence,
-    )
+    rows = pair_rows(view, view.img[pos], tpl, question, answer, first, second, pos, predicate, neg, evidence)
     return build(view, task, rows)

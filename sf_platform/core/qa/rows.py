@@ -56,6 +56,28 @@ def mention_key(view: SceneView, first: np.ndarray, *rest: np.ndarray) -> np.nda
     return combine(view.obj_hash[first], *[view.obj_hash[r] for r in rest])
 
 
+def pair_rows(view: SceneView, img: np.ndarray, tpl: np.ndarray, question: pa.Array, answer: pa.Array,
+              first: np.ndarray, second: np.ndarray, subject: np.ndarray, predicate, obj: np.ndarray,
+              evidence: dict) -> Rows:
+    """Rows of a two-object relation (near_far, left_right, perspective): the question
+    mentions ``first`` then ``second``; the fact is ``(subject, predicate, obj)``."""
+    offsets, mentioned = fixed_mentions(first, second)
+    return Rows(
+        img=img,
+        tpl=tpl,
+        question=question,
+        answer=answer,
+        mention_offsets=offsets,
+        mention_objects=mentioned,
+        key=mention_key(view, first, second),
+        subject=view.object_id.take(pa.array(subject)),
+        predicate=predicate,
+        obj=view.object_id.take(pa.array(obj)),
+        value=const("", len(img)),
+        evidence=evidence,
+    )
+
+
 def _strings(x, n: int) -> pa.Array:
     if x is None or isinstance(x, str):
         return const(x, n)
