@@ -135,10 +135,13 @@ def release(context: dg.AssetExecutionContext, config: ReleaseConfig, platform: 
     yield dg.MaterializeResult(
         metadata={
             "version": dg.MetadataValue.text(config.version),
-            "release_uri": dg.MetadataValue.path(store.uri(f"release/{config.version}")),
+            "release_uri": dg.MetadataValue.path(store.uri(release_prefix(config.version))),
             "profile": dg.MetadataValue.text(provenance.get("profile", "")),
             "summary": dg.MetadataValue.json(summary),
-            "quality_report": dg.MetadataValue.url(store.uri(f"{layout.release_quality_prefix(config.version)}/index.html")),
+            # The UI renders the summary inline; the full report's path opens in a browser on
+            # a machine with the store (presigned links would put key ids in metadata).
+            "quality_report": dg.MetadataValue.path(
+                store.uri(f"{layout.release_quality_prefix(config.version)}/index.html")),
             "quality_summary": dg.MetadataValue.md(report.summary_markdown),
             "task_mix": dg.MetadataValue.json(mix_plan.summary()),
         }
