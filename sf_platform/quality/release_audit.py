@@ -56,7 +56,7 @@ DEFAULT_CHUNK_ROWS = 1_500_000
 # Pairs kept for the report's plots and gallery.
 DEFAULT_SAMPLE_ROWS = 200_000
 # What the per-row checks read (suites.validate_qa) plus what the report plots.
-QA_COLUMNS = ["qa_id", "task", "source", "image_id", "image_uri", "question", "answer", "template_id",
+QA_COLUMNS = ["qa_id", "task", "source", "image_id", "image_uri", "file_name", "question", "answer", "template_id",
               "objects", "fact", "evidence"]
 SCENE_COLUMNS = ["image_id", "object_id", "bbox_1000", "bbox_px", "width", "height"]
 
