@@ -50,10 +50,16 @@ def _load(row):
     return load_oriented_rgb(row["image_uri"])
 
 
+def _given_depth(cfg, src):
+    """Reads an image row's given depth map in its source's unit (``depth_unit``)."""
+    return lambda row: read_depth_map(row["depth_uri"], cfg.s3, src.depth_unit)
+
+
 def model_depth_runner(cfg) -> DepthRunner:
     from sf_platform.models.depth import run_depth
 
-    return lambda images, _given: run_depth(images, cfg.models, _load, read_depth_map)[0]
+    # The model side has no given maps (the caller nulls depth_uri), so nothing is read.
+    return lambda images, _given: run_depth(images, cfg.models, _load, lambda row: None)[0]
 
 
 def model_pose_runner(cfg) -> PoseRunner:
@@ -80,7 +86,8 @@ def _scenes(src, cfg, store, max_images: int, depth_runner: DepthRunner, pose_ru
         if n_images >= max_images:
             break
         raw = read_shard(store, src.name, shard, summary=summary)
-        cur = curate_shard(raw.images, raw.objects, raw.quarantine, summary.images_root or src.images, cfg.s3)
+        cur = curate_shard(raw.images, raw.objects, raw.quarantine, summary.images_root or src.images, cfg.s3,
+                           src.annotation_frame, gives_depth=src.gives_depth, depth_unit=src.depth_unit)
         images = cur.images.slice(0, max_images - n_images)
         images = images.filter(pc.is_valid(images.column("depth_uri")))
         if not images.num_rows:
@@ -89,7 +96,7 @@ def _scenes(src, cfg, store, max_images: int, depth_runner: DepthRunner, pose_ru
         objects = cur.objects.filter(pc.is_in(cur.objects.column("image_id"), value_set=images.column("image_id")))
         objects, _ = run_detections(images, objects, cfg.models, _load)
         masks, _ = run_masks(images, objects, cfg.models, _load)
-        depth, _ = run_depth(images, cfg.models, _load, read_depth_map)
+        depth, _ = run_depth(images, cfg.models, _load, _given_depth(cfg, src))
         poses, _ = run_poses(images, objects, cfg.models, _load)
         model_poses = poses
         if pose_runner is not None and objects.column("keypoints").null_count < objects.num_rows:

@@ -81,13 +81,24 @@ def qa_hash(qa_ids) -> np.ndarray:
         dtype=np.uint64, count=len(qa_ids))
 
 
+def _first_object_ids(objects: pa.Array, n: int) -> list:
+    """The first mentioned object id of each row (None for a row mentioning none, as a
+    conditional count of 0 does)."""
+    out: list = [None] * n
+    if n:
+        head = pc.list_slice(objects, 0, 1)
+        for i, v in zip(pc.list_parent_indices(head).to_pylist(),
+                        pc.list_flatten(head).field("object_id").to_pylist()):
+            out[i] = v
+    return out
+
+
 def strata(table: pa.Table) -> np.ndarray:
     """Balance stratum of each row (see the module docstring)."""
     tids = table.column("template_id").to_pylist()
     answers = table.column("answer").to_pylist()
     n = table.num_rows
-    first = (pc.list_element(table.column("objects").combine_chunks(), 0).field("object_id").to_pylist()
-             if n else [])
+    first = _first_object_ids(table.column("objects").combine_chunks(), n)
     subject = table.column("fact").combine_chunks().field("subject").to_pylist() if n else []
     out = []
     for i, tid in enumerate(tids):

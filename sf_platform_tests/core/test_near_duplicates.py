@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import skimage.data as sd
 from PIL import Image
@@ -21,6 +22,7 @@ from sf_platform.core.near_duplicates import (
     perceptual_hash,
 )
 from sf_platform.core.qa.settings import QASettings
+from sf_platform_tests.release.inputs import TERMS
 
 T = QASettings().near_duplicate_max_hamming
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "page", "coins", "gravel",
@@ -181,7 +183,10 @@ def test_release_leaves_out_the_qa_of_near_duplicate_images(file_store):
     row = {f.name: None for f in NEAR_DUPLICATES}
     row.update(source="o365", shard="00000", kind="image", image_id=victim, reason="near_duplicate")
     file_store.write_table(asset_key(ASSET), pa.Table.from_pylist([row], schema=NEAR_DUPLICATES))
-    release.build_release(file_store, "v1", keys, REAL, S)
-    data = file_store.read_table("release/v1/data/grounding/o365-00000.parquet")
+    release.build_release(file_store, "v1", keys, REAL, S, sources=TERMS)
+    released = [file_store.read_table(k) for k in file_store.list("release/v1/data/grounding", ".parquet")]
+    data = pa.concat_tables(released)
+    data = data.filter(pc.equal(data.column("source"), "o365"))
+    o365 = pa.concat_tables([file_store.read_table(k) for k in keys["grounding"] if "/o365/" in k])
     ids = set(data.column("image_id").to_pylist())
-    assert victim not in ids and ids == set(gr.column("image_id").to_pylist()) - {victim}
+    assert victim not in ids and ids == set(o365.column("image_id").to_pylist()) - {victim}

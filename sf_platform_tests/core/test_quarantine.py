@@ -32,7 +32,7 @@ def test_every_reason_code_written_in_the_code_is_listed():
     ``reason = "..."`` assignments, quarantine helpers): each must be in REASONS, and every
     listed code must be written somewhere (no stale entries)."""
     pattern = re.compile(
-        r"(?:Rejected\(\s*|reason\[row\], detail\[row\] = \(\s*|reason, detail = \(?\s*"
+        r"(?:Rejected\(\s*|_reject\(\s*|reason\[row\], detail\[row\] = \(\s*|reason, detail = \(?\s*"
         r"|reason = |reason\[i\] = |reason\[i\], detail\[i\] = |_quarantine\(\s*\w+,\s*)\"([a-z0-9_]+)\""
     )
     found: set[str] = set()

@@ -9,6 +9,7 @@ from sf_platform.core import release
 from sf_platform.core.release_guard import ShrinkError, check_release_volume, previous_release
 from sf_platform.core.release_inputs import qa_keys_by_task
 from sf_platform_tests.core.test_release import REAL, S, put_inputs
+from sf_platform_tests.release.inputs import TERMS
 
 HEALTHY = {"images": 100, "curated": 98, "dropped": {"image:truncated_image": 2}}
 
@@ -16,7 +17,7 @@ HEALTHY = {"images": 100, "curated": 98, "dropped": {"image:truncated_image": 2}
 def test_a_task_shrinking_below_the_floor_is_refused_unless_allowed(file_store):
     put_inputs(file_store)
     keys = qa_keys_by_task(file_store)
-    release.build_release(file_store, "v1", keys, REAL, S)
+    release.build_release(file_store, "v1", keys, REAL, S, sources=TERMS)
     settings = ReleaseSettings()
     assert check_release_volume(file_store, "v2", keys, HEALTHY, settings) == []
     one_shard = {t: [k for k in ks if "/openimages/" in k] for t, ks in keys.items()}
@@ -41,8 +42,8 @@ def test_mostly_quarantined_images_are_refused_even_without_a_previous_release(f
 def test_previous_release_is_the_newest_published_one(file_store):
     put_inputs(file_store)
     keys = qa_keys_by_task(file_store)
-    release.build_release(file_store, "b", keys, REAL, S)
-    release.build_release(file_store, "a", {"near_far": keys["near_far"]}, REAL, S)
+    release.build_release(file_store, "b", keys, REAL, S, sources=TERMS)
+    release.build_release(file_store, "a", {"near_far": keys["near_far"]}, REAL, S, sources=TERMS)
     file_store.write_text("release/c/README.md", "an interrupted publish: no manifest")
     assert previous_release(file_store, "z")["version"] == "a"
     assert previous_release(file_store, "a")["version"] == "b"

@@ -11,12 +11,13 @@ import dagster as dg
 import pytest
 import yaml
 
+from sf_platform.core.schemas import TASKS
 from sf_platform.definitions import build_definitions
 from sf_platform.defs.regeneration import ShardRun, plan, shard_runs
 from sf_platform.defs.resources import PlatformResource
 from sf_platform.defs.sensors import regeneration_sensor, shard_job_assets
 
-QA = {f"qa_{t}" for t in ("grounding", "referring", "counting", "near_far", "left_right", "perspective")}
+QA = {f"qa_{t}" for t in TASKS}
 EVERYTHING = {"images", "objects", "quarantine", "detections", "masks", "depth", "poses", "scene"} | QA
 
 

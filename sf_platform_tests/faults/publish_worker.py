@@ -21,6 +21,7 @@ from sf_platform.core.qa.settings import QASettings
 from sf_platform.core.release_inputs import qa_keys_by_task
 from sf_platform.storage.object_store import ObjectStore
 from sf_platform.storage.publish import new_staging
+from sf_platform_tests.release.inputs import TERMS
 
 PROVENANCE = {"profile": "real", "models": {}, "code_versions": {}}
 
@@ -56,7 +57,7 @@ def main() -> int:
         _slow_down(args.slow)
     store.write_text(staging.key("quality/index.html"), f"<html>report of {args.marker}</html>")
     try:
-        release.build_release(store, args.version, keys, PROVENANCE, QASettings(), staging=staging,
+        release.build_release(store, args.version, keys, PROVENANCE, QASettings(), sources=TERMS, staging=staging,
                               lease_s=args.lease)
     except release.ReleaseConflict as exc:
         print("CONFLICT", exc, flush=True)

@@ -20,6 +20,7 @@ from sf_platform.storage.object_store import ObjectStore
 from sf_platform.storage.publish import release_state
 from sf_platform_tests.faults.publish_worker import PROVENANCE
 from sf_platform_tests.faults.test_publish_kill_and_race import put_inputs
+from sf_platform_tests.release.inputs import TERMS
 
 pytestmark = pytest.mark.faults
 
@@ -60,13 +61,13 @@ def test_publish_that_dies_mid_copy_is_not_published_and_completes_later(fault_p
     # every request to the final keys fails after the first few copies: storage gone mid-publish
     fault_proxy.configure(path_filter="/release/v1/", methods=("PUT",), fail_after=3)
     with pytest.raises(OSError):
-        release.build_release(store, "v1", keys, PROVENANCE, QASettings())
+        release.build_release(store, "v1", keys, PROVENANCE, QASettings(), sources=TERMS)
     state = release_state(moto, "v1")
     assert not state.published and state.partial_files >= 1
     with pytest.raises(release.ReleaseError, match="interrupted publish"):
         release.read_manifest(moto, "v1")
     fault_proxy.configure(fail_after=None)  # storage back
-    release.build_release(store, "v1", keys, PROVENANCE, QASettings())
+    release.build_release(store, "v1", keys, PROVENANCE, QASettings(), sources=TERMS)
     man = json.loads(moto.read_text("release/v1/manifest.json"))
     for f in man["files"]:
         assert hashlib.sha256(moto.read_bytes(f"release/v1/{f['path']}")).hexdigest() == f["sha256"]
@@ -80,6 +81,7 @@ def test_a_lost_reply_to_the_manifest_put_is_not_mistaken_for_a_lost_race(proxie
     put_inputs(moto, shards=1)
     fault_proxy.configure(path_filter="/release/v1/manifest.json", methods=("PUT",), lost_reply_share=1.0,
                           max_faults=1)
-    summary = release.build_release(proxied_store, "v1", qa_keys_by_task(moto), PROVENANCE, QASettings())
+    summary = release.build_release(proxied_store, "v1", qa_keys_by_task(moto), PROVENANCE, QASettings(),
+                                    sources=TERMS)
     assert fault_proxy.counts["lost_reply"] == 1
     assert json.loads(moto.read_text(summary["manifest"]))["version"] == "v1"

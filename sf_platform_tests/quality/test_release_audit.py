@@ -34,9 +34,11 @@ def put_partitions(store, break_grounding_in: str | None = None) -> None:
 
 
 def summary(audit) -> dict:
+    # The conditional-count value share is judged per partition by design (suites.is_release_wide),
+    # so a one-chunk and a per-partition audit legitimately differ on it; every other check agrees.
     return {t: {o.name: (o.success, o.skipped, o.unexpected_count, o.element_count,
                          {k: v for k, v in o.observed.items() if isinstance(v, (int, float))})
-                for o in rep.outcomes}
+                for o in rep.outcomes if not o.name.startswith("balance.count_value_share.")}
             for t, rep in audit.validation.items()}
 
 

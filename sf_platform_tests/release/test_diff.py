@@ -55,7 +55,7 @@ def test_template_change_shows_only_that_task_as_changed(tmp_path, monkeypatch):
     as_json = CliRunner().invoke(main, ["diff", "v1", "v2", "--json", "--config", str(cfg)])
     assert json.loads(as_json.output) == diff
     missing = CliRunner().invoke(main, ["diff", "v1", "v9", "--config", str(cfg)])
-    assert missing.exit_code != 0 and "release v9 has no manifest" in missing.output
+    assert missing.exit_code != 0 and "release v9 does not exist" in missing.output
 
 
 def test_latest_published_is_the_default_previous(tmp_path):
