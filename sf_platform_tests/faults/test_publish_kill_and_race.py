@@ -20,6 +20,7 @@ import pytest
 from sf_platform.core import release
 from sf_platform.core.qa.generate import generate_tasks
 from sf_platform.core.qa.settings import QASettings
+from sf_platform.storage.object_store import ObjectStore
 from sf_platform_tests.core.qa.scenes import random_scene
 
 pytestmark = pytest.mark.faults
@@ -95,7 +96,7 @@ def test_release_killed_mid_write_is_never_published_and_a_rerun_completes_it(st
         release.release_stats(store, "v1")
     assert ("interrupted publish" if phase == "placing" else "staged attempt") in str(err.value)
     with pytest.raises(release.ReleaseError, match="not published"):
-        release.export_release(store, "v1", "qwen")
+        release.export_release(store, "v1", "qwen", ObjectStore(root=f"file://{tmp_path}/exports"))
     cli = cli_stats(store, "v1", tmp_path)
     assert cli.returncode == 1 and "not published" in cli.stderr and "Traceback" not in cli.stderr + cli.stdout
 

@@ -130,7 +130,7 @@ def build_perception_asset(step: PerceptionStep, cfg: Config) -> dg.AssetsDefini
         tables, metas = {}, {}
         for key, shard_inputs in per_shard(context, **inputs):
             tables[key], metas[key], summary = step.compute(cfg, shard_inputs)
-            context.log.info(f"{key} {summary}")
+            context.log.info(f"{summary} [{key}]")
         meta = next(iter(metas.values())) if len(metas) == 1 else {"per_shard": metas}
         return dg.Output(tables, metadata=plain(meta))
 
