@@ -17,15 +17,21 @@ import time
 import dagster as dg
 import pytest
 
+from sf_platform.runner.instance import instance_lock
 from sf_platform_tests.faults.cli_runs import start_run, tables, write_config
 
 pytestmark = pytest.mark.faults
 
 
 def _instance(home):
+    """The run's instance, opened under the same lock as ``sf-platform run`` (opening one
+    creates its storage: done by two processes at once, that is the race the lock prevents)."""
     os.environ["DAGSTER_HOME"] = str(home)
     try:
-        return dg.DagsterInstance.get()
+        with instance_lock(home):
+            instance = dg.DagsterInstance.get()
+            instance.get_runs(limit=1)
+            return instance
     finally:
         os.environ.pop("DAGSTER_HOME", None)
 
