@@ -20,6 +20,7 @@ from pathlib import Path
 from sf_platform.runner.instance import open_instance, recover_dead_runs
 from sf_platform.runner.launch import RunOutcome, execute, redirect_output
 from sf_platform.runner.progress import Progress
+from sf_platform.storage.layout import split_shard_key
 
 
 @dataclass
@@ -38,7 +39,7 @@ class RunResult:
 
 def _shard_images(summaries: dict, key: str) -> int:
     """How many images a shard holds (shards are fixed slices; the last one is shorter)."""
-    source, shard = key.split("/", 1)
+    source, shard = split_shard_key(key)
     s = summaries.get(source)
     if s is None:
         return 0
@@ -91,7 +92,6 @@ def run_pipeline(
     from sf_platform.defs.regeneration import plan, shard_runs
     from sf_platform.defs.sensors import shard_job_assets, sources_to_index
     from sf_platform.defs.shard_runs import MAX_SHARDS_PER_RUN
-    from sf_platform.storage.layout import split_shard_key
     from sf_platform.storage.object_store import store_for
 
     instance = open_instance(home)
@@ -126,9 +126,11 @@ def run_pipeline(
 
         defs = build_definitions(config_path)
         graph = defs.resolve_asset_graph()
-        keys = [k for k in instance.get_dynamic_partitions("shards")
-                if split_shard_key(k)[0] in summaries and summaries[split_shard_key(k)[0]] is not None
-                and split_shard_key(k)[1] in summaries[split_shard_key(k)[0]].shards]
+        def indexed(key: str) -> bool:
+            source, shard = split_shard_key(key)
+            return summaries.get(source) is not None and shard in summaries[source].shards
+
+        keys = [k for k in instance.get_dynamic_partitions("shards") if indexed(k)]
         assets = shard_job_assets(defs.resolve_job_def("process_shard"))
         decided = plan(instance, graph, keys, assets)
         if force:
